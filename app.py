@@ -1,0 +1,67 @@
+"""mib-prereqs: IAM prerequisites of AWS Marketplace Private Image Build, as a service.
+
+Routes only parse, call the core (chalicelib.service) and render.
+"""
+
+from __future__ import annotations
+
+from chalice import Chalice, IAMAuthorizer, Response
+
+from chalicelib import rest
+from chalicelib.config import Settings
+from chalicelib.service import REST_OWNER, Service
+from chalicelib.spec import parse_rest_body
+
+app = Chalice(app_name="mib-prereqs")
+iam_auth = IAMAuthorizer()
+
+
+def _service() -> Service:
+    return Service(Settings.from_env())
+
+
+@app.route("/health", methods=["GET"])
+def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@app.route("/prerequisites", methods=["GET"], authorizer=iam_auth)
+def list_sets() -> Response:
+    req = app.current_request
+    return rest.handle(req, None, lambda: (_service().list_sets(rest.query_param(req, "account_id")), 200))
+
+
+@app.route("/prerequisites/{name}", methods=["PUT"], authorizer=iam_auth)
+def put_set(name: str) -> Response:
+    req = app.current_request
+
+    def run() -> tuple[dict, int]:
+        result = _service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER))
+        return result.render(), 201 if result.created else 200
+
+    return rest.handle(req, name, run)
+
+
+@app.route("/prerequisites/{name}/plan", methods=["POST"], authorizer=iam_auth)
+def plan_set(name: str) -> Response:
+    req = app.current_request
+
+    def run() -> tuple[dict, int]:
+        result = _service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER), dry_run=True)
+        return result.render(), 200
+
+    return rest.handle(req, name, run)
+
+
+@app.route("/prerequisites/{name}", methods=["GET"], authorizer=iam_auth)
+def get_set(name: str) -> Response:
+    req = app.current_request
+    account = rest.query_param(req, "account_id")
+    return rest.handle(req, name, lambda: (_service().show(name, account).render(with_drift=True), 200))
+
+
+@app.route("/prerequisites/{name}", methods=["DELETE"], authorizer=iam_auth)
+def delete_set(name: str) -> Response:
+    req = app.current_request
+    account = rest.query_param(req, "account_id")
+    return rest.handle(req, name, lambda: (_service().delete(name, REST_OWNER, account).render(), 200))

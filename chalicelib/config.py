@@ -1,0 +1,35 @@
+"""Deployment settings, read from environment variables once per process."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+_PATH = re.compile(r"^/(?:[\w+=,.@-]+/)+$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    # Every set lives under <path_prefix><set>/ so it can be found from IAM alone.
+    path_prefix: str = "/mib-prereqs/"
+    # IAM path prefixes of principals that may receive Marketplace attachments.
+    eligible_principal_paths: tuple[str, ...] = ()
+    # Wall-clock budget of one REST request, below API Gateway's 29 s.
+    request_budget_seconds: float = 25.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        env = dict(os.environ if env is None else env)
+        prefix = env.get("MIB_PATH_PREFIX", cls.path_prefix)
+        if not _PATH.match(prefix):
+            raise ValueError(f"MIB_PATH_PREFIX: {prefix!r} must be an IAM path such as /mib-prereqs/")
+        eligible = tuple(p.strip() for p in env.get("ELIGIBLE_PRINCIPAL_PATHS", "").split(",") if p.strip())
+        for path in eligible:
+            if not path.startswith("/"):
+                raise ValueError(f"ELIGIBLE_PRINCIPAL_PATHS: {path!r} must start with /")
+        budget = float(env.get("REQUEST_BUDGET_SECONDS", cls.request_budget_seconds))
+        return cls(prefix, eligible, budget)
+
+    def set_path(self, set_name: str) -> str:
+        return f"{self.path_prefix}{set_name}/"

@@ -1,0 +1,107 @@
+"""Read the actual state of a set: only what its plan needs, nothing twice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chalicelib import records
+from chalicelib.config import Settings
+from chalicelib.iam import IamGateway
+from chalicelib.policies import managed_policy_arn
+from chalicelib.spec import Attachment, Spec, default_role_names
+from chalicelib.state import ActualState, ProfileState, RoleState, Target
+
+
+def _roles(gw: IamGateway, names: Iterable[str], known: dict[str, RoleState] | None = None) -> dict[str, RoleState]:
+    found = dict(known or {})
+    for name in names:
+        if name.lower() not in found:
+            role = gw.role(name)
+            if role is not None:
+                found[role.name.lower()] = role
+    return found
+
+
+def _profiles(gw: IamGateway, names: Iterable[str]) -> dict[str, ProfileState]:
+    found = {}
+    for name in {n.lower(): n for n in names}.values():
+        profile = gw.profile(name)
+        if profile is not None:
+            found[profile.name.lower()] = profile
+    return found
+
+
+def _declared_elsewhere(gw: IamGateway, settings: Settings, set_name: str) -> frozenset[Attachment]:
+    """Attachments recorded by the other sets of the account (one role per set holds the record)."""
+    own_path = settings.set_path(set_name)
+    seen_paths: set[str] = set()
+    declared: set[Attachment] = set()
+    for name, path in gw.roles_under(settings.path_prefix):
+        if path == own_path or path in seen_paths:
+            continue
+        seen_paths.add(path)
+        declared |= records.recorded_attachments(gw.role_tags(name))
+    return frozenset(declared)
+
+
+def _complete(
+    gw: IamGateway,
+    settings: Settings,
+    target: Target,
+    set_name: str,
+    roles: dict[str, RoleState],
+    profiles: dict[str, ProfileState],
+    desired: Iterable[Attachment],
+    check_policies: bool = True,
+) -> ActualState:
+    """Add the attachment facts: principals, policies that exist, other sets' declarations."""
+    desired = set(desired)
+    recorded: set[Attachment] = set()
+    for role in roles.values():
+        if role.tags.get(records.SET_TAG) == set_name:
+            recorded |= records.recorded_attachments(role.tags)
+    principals = {
+        (a.principal_type, a.principal_name): gw.principal(a.principal_type, a.principal_name)
+        for a in sorted(desired | recorded)
+    }
+    policies = {managed_policy_arn(target.partition, a.policy) for a in desired} if check_policies else set()
+    existing = frozenset(arn for arn in sorted(policies) if gw.policy_exists(arn))
+    elsewhere = _declared_elsewhere(gw, settings, set_name) if recorded - desired else frozenset()
+    return ActualState(roles, profiles, principals, existing, elsewhere)
+
+
+def read_for_spec(gw: IamGateway, spec: Spec, target: Target, settings: Settings) -> ActualState:
+    """State for converging to ``spec``: the set's path plus the names the spec asks for."""
+    path = settings.set_path(spec.name)
+    roles = _roles(gw, [*(n for n, _ in gw.roles_under(path)), spec.instance_role_name, spec.automation_role_name])
+    profiles = _profiles(gw, [*[n for n, _ in gw.profiles_under(path)], spec.instance_role_name])
+    return _complete(gw, settings, target, spec.name, roles, profiles, spec.attachments)
+
+
+def read_set(
+    gw: IamGateway, set_name: str, target: Target, settings: Settings, owner: str, deleting: bool = False
+) -> tuple[Spec, ActualState]:
+    """Find a set without its body: by its IAM path, else its default names; then its record.
+
+    Returns the spec recorded on the set (what GET checks drift against) and its state;
+    ``deleting`` also reads which of its attachments other sets still declare.
+    """
+    path = settings.set_path(set_name)
+    roles = _roles(gw, [n for n, _ in gw.roles_under(path)])
+    profile_names = [n for n, _ in gw.profiles_under(path)]
+    if not roles and not profile_names:
+        roles = {
+            k: r for k, r in _roles(gw, default_role_names(set_name)).items() if r.tags.get(records.SET_TAG) == set_name
+        }
+    ours = [r for r in roles.values() if r.tags.get(records.SET_TAG) == set_name]
+    record = next(
+        (r.tags for r in sorted(ours, key=lambda r: r.tags.get(records.COMPONENT_TAG) != records.INSTANCE)), None
+    )
+    spec = records.spec_from_record(set_name, record, owner)
+    # An adopted role keeps its own path; the record names it.
+    roles = _roles(gw, [spec.instance_role_name, spec.automation_role_name], roles)
+    profiles = _profiles(gw, [*profile_names, spec.instance_role_name])
+    profiles = {k: p for k, p in profiles.items() if p.tags.get(records.SET_TAG) == set_name}
+    roles = {k: r for k, r in roles.items() if r.tags.get(records.SET_TAG) == set_name}
+    keep = () if deleting else spec.attachments
+    return spec, _complete(gw, settings, target, set_name, roles, profiles, keep, check_policies=False)

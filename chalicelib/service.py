@@ -1,0 +1,141 @@
+"""The core operations both front ends call: converge, plan, show, delete, list.
+
+Each one is read, plan, (apply), render. Nothing here knows HTTP or CloudFormation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import aws
+from chalicelib.config import Settings
+from chalicelib.errors import AccountUnreachable, SetNotFound
+from chalicelib.iam import Deadline, IamGateway
+from chalicelib.log import logger
+from chalicelib.plan import Plan, plan_converge, plan_delete, preconditions, set_resources
+from chalicelib.policies import managed_policy_arn
+from chalicelib.read import read_for_spec, read_set
+from chalicelib.spec import Spec, validate_account_id, validate_set_name
+from chalicelib.state import Target
+
+REST_OWNER = "rest"
+
+
+@dataclass(frozen=True)
+class Result:
+    spec: Spec
+    target: Target
+    plan: Plan
+    created: bool = False  # no resource of the set existed before
+
+    def render(self, with_drift: bool = False) -> dict[str, Any]:
+        plan = self.plan
+
+        def named(n: Any) -> dict[str, str] | None:
+            return {"name": n.name, "arn": n.arn} if n else None
+
+        body: dict[str, Any] = {
+            "name": self.spec.name,
+            "account_id": self.target.account_id,
+            "owner": self.spec.owner,
+            "instance_role": named(plan.instance_role),
+            "instance_profile": named(plan.instance_profile),
+            "automation_role": named(plan.automation_role),
+            "attachments": [
+                {
+                    "policy": a.policy,
+                    "policy_arn": managed_policy_arn(self.target.partition, a.policy),
+                    "principal_type": a.principal_type,
+                    "principal_name": a.principal_name,
+                }
+                for a in plan.attachments
+            ],
+            "changes": [c.render() for c in plan.changes],
+            "warnings": list(plan.warnings),
+        }
+        if with_drift:
+            body["in_sync"] = not plan.changes
+            body["drift"] = [{"kind": c.reason, **c.render()} for c in plan.changes]
+        return body
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        client_factory: Callable[[], Any] = aws.iam_client,
+        target_factory: Callable[[], Target] = aws.own_target,
+    ) -> None:
+        self.settings = settings
+        self._client_factory = client_factory
+        self._target_factory = target_factory
+
+    def _open(self, account_id: str | None, budget: float | None) -> tuple[Target, IamGateway]:
+        target = self._target_factory()
+        if account_id is not None and account_id != target.account_id:
+            raise AccountUnreachable(
+                f"account_id: target account {account_id} cannot be reached; this deployment manages "
+                f"account {target.account_id} only"
+            )
+        deadline = Deadline(self.settings.request_budget_seconds if budget is None else budget)
+        return target, IamGateway(self._client_factory(), deadline)
+
+    def converge(self, spec: Spec, dry_run: bool = False, budget: float | None = None) -> Result:
+        """Bring the set to ``spec`` (or, with ``dry_run``, say what that would change)."""
+        target, gw = self._open(spec.account_id, budget)
+        actual = read_for_spec(gw, spec, target, self.settings)
+        preconditions(spec, target, self.settings, actual)
+        plan = plan_converge(spec, target, self.settings, actual)
+        roles, profiles = set_resources(spec.name, actual)
+        created = not roles and not profiles
+        if not dry_run:
+            apply(gw, plan)
+        return Result(spec, target, plan, created=created)
+
+    def show(self, name: str, account_id: str | None = None, owner: str = REST_OWNER) -> Result:
+        """The set as IAM holds it, and its drift from the spec it was last converged to."""
+        validate_set_name(name)
+        validate_account_id(account_id)
+        target, gw = self._open(account_id, None)
+        spec, actual = read_set(gw, name, target, self.settings, owner)
+        if actual.empty:
+            raise SetNotFound(f"no prerequisite set named {name} in account {target.account_id}")
+        return Result(spec, target, plan_converge(spec, target, self.settings, actual))
+
+    def delete(self, name: str, owner: str, account_id: str | None = None, budget: float | None = None) -> Result:
+        validate_set_name(name)
+        validate_account_id(account_id)
+        target, gw = self._open(account_id, budget)
+        spec, actual = read_set(gw, name, target, self.settings, owner, deleting=True)
+        if actual.empty:
+            raise SetNotFound(f"no prerequisite set named {name} in account {target.account_id}")
+        plan = plan_delete(name, owner, target, actual)
+        apply(gw, plan)
+        return Result(spec, target, plan)
+
+    def list_sets(self, account_id: str | None = None) -> dict[str, Any]:
+        validate_account_id(account_id)
+        target, gw = self._open(account_id, None)
+        prefix = self.settings.path_prefix
+        sets: dict[str, dict[str, list[str]]] = {}
+        for kind, items in (
+            ("roles", gw.roles_under(prefix)),
+            ("instance_profiles", gw.profiles_under(prefix)),
+        ):
+            for name, path in items:
+                set_name = path[len(prefix) :].split("/", 1)[0]
+                if set_name:
+                    sets.setdefault(set_name, {"roles": [], "instance_profiles": []})[kind].append(name)
+        return {
+            "account_id": target.account_id,
+            "sets": [{"name": n, **sets[n]} for n in sorted(sets)],
+        }
+
+
+def apply(gw: IamGateway, plan: Plan) -> None:
+    """Execute the plan in order; a crash at any point is finished by the next converge."""
+    for change in plan.changes:
+        gw.execute(change)
+        logger.info("applied", extra={"action": change.action, "resource": change.resource})

@@ -1,0 +1,100 @@
+"""Shared fixtures: in-process moto with the Marketplace policies, and IAM call counting."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+import pytest
+
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+# Credentials and region for every test; nothing may reach real AWS.
+SAFE_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "ELIGIBLE_PRINCIPAL_PATHS": "/",
+    "POWERTOOLS_LOG_LEVEL": "WARNING",
+}
+os.environ.update(SAFE_ENV)
+for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS"):
+    os.environ.pop(var, None)
+
+WRITE_PREFIXES = ("Create", "Put", "Delete", "Attach", "Detach", "Add", "Remove", "Tag", "Untag", "Update")
+
+
+@cache
+def _moto_policy_data() -> dict[str, Any]:
+    from moto.iam.aws_managed_policies import aws_managed_policies_data
+
+    return json.loads(aws_managed_policies_data)
+
+
+def load_marketplace_policies(account_id: str = ACCOUNT) -> None:
+    """Load the Marketplace managed policies that moto ships, and only those.
+
+    moto can load all ~1,300 AWS managed policies (MOTO_IAM_LOAD_MANAGED_POLICIES),
+    which costs 1.7 s per test; the HTTP tests use that real switch instead.
+    """
+    from moto.iam.models import AWSManagedPolicy, iam_backends
+
+    backend = iam_backends[account_id]["aws"]
+    data = _moto_policy_data()
+    for name in ("AWSMarketplaceFullAccess", "AWSMarketplaceRead-only"):
+        policy = AWSManagedPolicy.from_data(name, account_id, REGION, data[name])
+        backend.managed_policies[policy.arn] = policy
+
+
+@dataclass
+class CallLog:
+    """IAM operations seen on the wire, recorded by a botocore event hook."""
+
+    calls: list[str] = field(default_factory=list)
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.calls.append(model.name)
+
+    @property
+    def writes(self) -> list[str]:
+        return [c for c in self.calls if c.startswith(WRITE_PREFIXES)]
+
+    @property
+    def reads(self) -> list[str]:
+        return [c for c in self.calls if not c.startswith(WRITE_PREFIXES)]
+
+    def clear(self) -> None:
+        self.calls.clear()
+
+
+@pytest.fixture
+def moto_iam() -> Iterator[Any]:
+    """An in-process moto IAM with the Marketplace policies; yields a boto3 IAM client."""
+    import boto3
+    from moto import mock_aws
+
+    from chalicelib import aws
+
+    with mock_aws():
+        aws.reset_caches()
+        load_marketplace_policies()
+        yield boto3.client("iam")
+    aws.reset_caches()
+
+
+@pytest.fixture
+def iam_calls(moto_iam: Any) -> CallLog:
+    """Counts every call the service's IAM client makes."""
+    from chalicelib import aws
+
+    log = CallLog()
+    aws.iam_client().meta.events.register("before-call.iam", log)
+    return log
