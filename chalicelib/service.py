@@ -130,7 +130,7 @@ class Service:
                     sets.setdefault(set_name, {"roles": [], "instance_profiles": []})[kind].append(name)
         return {
             "account_id": target.account_id,
-            "sets": [{"name": n, **sets[n]} for n in sorted(sets)],
+            "sets": [{"name": n, **{k: sorted(v) for k, v in sets[n].items()}} for n in sorted(sets)],
         }
 
 

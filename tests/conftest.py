@@ -98,3 +98,49 @@ def iam_calls(moto_iam: Any) -> CallLog:
     log = CallLog()
     aws.iam_client().meta.events.register("before-call.iam", log)
     return log
+
+
+def iam_snapshot(iam: Any) -> dict[str, Any]:
+    """Everything IAM holds that the service could have touched, in a comparable form."""
+    from chalicelib.policies import canonical
+
+    roles = {}
+    for r in iam.list_roles()["Roles"]:
+        name = r["RoleName"]
+        full = iam.get_role(RoleName=name)["Role"]
+        roles[name] = {
+            "path": r["Path"],
+            "trust": canonical(full["AssumeRolePolicyDocument"]),
+            "tags": {t["Key"]: t["Value"] for t in full.get("Tags", [])},
+            "boundary": (full.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+            "inline": {
+                p: canonical(iam.get_role_policy(RoleName=name, PolicyName=p)["PolicyDocument"])
+                for p in iam.list_role_policies(RoleName=name)["PolicyNames"]
+            },
+            "managed": sorted(
+                p["PolicyArn"] for p in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]
+            ),
+        }
+    profiles = {
+        p["InstanceProfileName"]: {
+            "path": p["Path"],
+            "roles": [x["RoleName"] for x in p["Roles"]],
+            "tags": iam.get_instance_profile(InstanceProfileName=p["InstanceProfileName"])["InstanceProfile"].get(
+                "Tags", []
+            ),
+        }
+        for p in iam.list_instance_profiles()["InstanceProfiles"]
+    }
+    users = {
+        u["UserName"]: sorted(
+            p["PolicyArn"] for p in iam.list_attached_user_policies(UserName=u["UserName"])["AttachedPolicies"]
+        )
+        for u in iam.list_users()["Users"]
+    }
+    groups = {
+        g["GroupName"]: sorted(
+            p["PolicyArn"] for p in iam.list_attached_group_policies(GroupName=g["GroupName"])["AttachedPolicies"]
+        )
+        for g in iam.list_groups()["Groups"]
+    }
+    return {"roles": roles, "profiles": profiles, "users": users, "groups": groups}
