@@ -414,4 +414,15 @@ def plan_delete(set_name: str, owner: str, target: Target, actual: ActualState) 
             raise Conflict(f"set {set_name} is owned by {res.tags.get(records.OWNER_TAG)!r}, not {owner!r}")
     recorded = set().union(*(records.recorded_attachments(r.tags) for r in roles))
     changes = _release_attachments(recorded, target.partition, actual) + _teardown(roles, profiles)
-    return Plan(changes=_ordered(changes), attachments=tuple(sorted(recorded)))
+
+    def named(items: list, component: str) -> Named | None:
+        found = [Named(i.name, i.arn) for i in items if i.tags.get(records.COMPONENT_TAG) == component]
+        return found[0] if found else None
+
+    return Plan(
+        changes=_ordered(changes),
+        instance_role=named(roles, records.INSTANCE),
+        automation_role=named(roles, records.AUTOMATION),
+        instance_profile=named(profiles, records.PROFILE),
+        attachments=tuple(sorted(recorded)),
+    )
