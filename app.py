@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from chalice import Chalice, IAMAuthorizer, Response
 
+from chalicelib import custom_resource as cfn
 from chalicelib import rest
 from chalicelib.config import Settings
 from chalicelib.service import REST_OWNER, Service
@@ -65,3 +66,9 @@ def delete_set(name: str) -> Response:
     req = app.current_request
     account = rest.query_param(req, "account_id")
     return rest.handle(req, name, lambda: (_service().delete(name, REST_OWNER, account).render(), 200))
+
+
+@app.lambda_function(name="custom_resource")
+def custom_resource(event: dict, context: object) -> None:
+    """Custom::MarketplaceImageBuildPrerequisites: answers CloudFormation at its ResponseURL."""
+    cfn.handle(event, context, _service)

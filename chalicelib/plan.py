@@ -344,8 +344,14 @@ def _teardown(roles: Iterable[RoleState], profiles: Iterable[ProfileState]) -> l
     return out
 
 
-def plan_converge(spec: Spec, target: Target, settings: Settings, actual: ActualState) -> Plan:
-    """Changes that bring the set to ``spec``; empty when it is already there."""
+def plan_converge(
+    spec: Spec, target: Target, settings: Settings, actual: ActualState, keep_obsolete: bool = False
+) -> Plan:
+    """Changes that bring the set to ``spec``; empty when it is already there.
+
+    ``keep_obsolete`` leaves roles of the set that the spec no longer names: CloudFormation
+    deletes a replaced resource with a Delete event of its own, after the update.
+    """
     log_bucket = spec.log_bucket or default_log_bucket(target.region, target.account_id)
     path = settings.set_path(spec.name)
     inst_actual = actual.role(spec.instance_role_name)
@@ -391,11 +397,12 @@ def plan_converge(spec: Spec, target: Target, settings: Settings, actual: Actual
     recorded = set().union(*(records.recorded_attachments(r.tags) for r in roles))
     changes += _release_attachments(recorded - set(spec.attachments), target.partition, actual)
 
-    keep = {spec.instance_role_name.lower(), spec.automation_role_name.lower()}
-    changes += _teardown(
-        [r for r in roles if r.name.lower() not in keep],
-        [p for p in profiles if p.name.lower() != spec.instance_role_name.lower()],
-    )
+    if not keep_obsolete:
+        keep = {spec.instance_role_name.lower(), spec.automation_role_name.lower()}
+        changes += _teardown(
+            [r for r in roles if r.name.lower() not in keep],
+            [p for p in profiles if p.name.lower() != spec.instance_role_name.lower()],
+        )
     return Plan(
         changes=_ordered(changes),
         instance_role=Named(spec.instance_role_name, inst_arn),
@@ -406,14 +413,48 @@ def plan_converge(spec: Spec, target: Target, settings: Settings, actual: Actual
     )
 
 
-def plan_delete(set_name: str, owner: str, target: Target, actual: ActualState) -> Plan:
-    """Changes that remove everything the set owns, and nothing else."""
+def _names_in_use(roles: list[RoleState], leaving: set[str]) -> set[str]:
+    """Role names that the live record of a role outside ``leaving`` still names.
+
+    A record is live when every role it names that still exists carries the same digest:
+    the roles a replaced CloudFormation resource leaves behind carry an older one.
+    """
+    by_name = {r.name.lower(): r for r in roles}
+    in_use: set[str] = set()
+    for r in roles:
+        if r.name.lower() in leaving:
+            continue
+        named = {
+            n.lower() for n in (r.tags.get(records.INSTANCE_ROLE_TAG), r.tags.get(records.AUTOMATION_ROLE_TAG)) if n
+        }
+        digest = r.tags.get(records.DIGEST_TAG)
+        if all(n not in by_name or by_name[n].tags.get(records.DIGEST_TAG) == digest for n in named):
+            in_use |= named
+    return in_use
+
+
+def plan_delete(
+    set_name: str, owner: str, target: Target, actual: ActualState, only: tuple[str, str] | None = None
+) -> Plan:
+    """Changes that remove everything the set owns, and nothing else.
+
+    With ``only`` (instance and automation role names of a replaced CloudFormation resource),
+    remove just those roles and their profile, and only where the set no longer uses them.
+    """
     roles, profiles = set_resources(set_name, actual)
     for res in [*roles, *profiles]:
         if records.ownership(res.tags, set_name, owner) == "other":
             raise Conflict(f"set {set_name} is owned by {res.tags.get(records.OWNER_TAG)!r}, not {owner!r}")
+    keep_recorded: set[Attachment] = set()
+    if only is not None:
+        leaving = {n.lower() for n in only}
+        leaving -= _names_in_use(roles, leaving)
+        kept = [r for r in roles if r.name.lower() not in leaving]
+        roles = [r for r in roles if r.name.lower() in leaving]
+        profiles = [p for p in profiles if p.name.lower() == only[0].lower() and p.name.lower() in leaving]
+        keep_recorded = set().union(*(records.recorded_attachments(r.tags) for r in kept))
     recorded = set().union(*(records.recorded_attachments(r.tags) for r in roles))
-    changes = _release_attachments(recorded, target.partition, actual) + _teardown(roles, profiles)
+    changes = _release_attachments(recorded - keep_recorded, target.partition, actual) + _teardown(roles, profiles)
 
     def named(items: list, component: str) -> Named | None:
         found = [Named(i.name, i.arn) for i in items if i.tags.get(records.COMPONENT_TAG) == component]

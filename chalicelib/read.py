@@ -79,12 +79,19 @@ def read_for_spec(gw: IamGateway, spec: Spec, target: Target, settings: Settings
 
 
 def read_set(
-    gw: IamGateway, set_name: str, target: Target, settings: Settings, owner: str, deleting: bool = False
+    gw: IamGateway,
+    set_name: str,
+    target: Target,
+    settings: Settings,
+    owner: str,
+    deleting: bool = False,
+    extra_roles: Iterable[str] = (),
 ) -> tuple[Spec, ActualState]:
     """Find a set without its body: by its IAM path, else its default names; then its record.
 
     Returns the spec recorded on the set (what GET checks drift against) and its state;
-    ``deleting`` also reads which of its attachments other sets still declare.
+    ``deleting`` also reads which of its attachments other sets still declare. ``extra_roles``
+    (instance, automation) are looked up by name too: a replaced resource's adopted roles.
     """
     path = settings.set_path(set_name)
     roles = _roles(gw, [n for n, _ in gw.roles_under(path)])
@@ -99,8 +106,9 @@ def read_set(
     )
     spec = records.spec_from_record(set_name, record, owner)
     # An adopted role keeps its own path; the record names it.
-    roles = _roles(gw, [spec.instance_role_name, spec.automation_role_name], roles)
-    profiles = _profiles(gw, [*profile_names, spec.instance_role_name])
+    extra_roles = list(extra_roles)
+    roles = _roles(gw, [spec.instance_role_name, spec.automation_role_name, *extra_roles], roles)
+    profiles = _profiles(gw, [*profile_names, spec.instance_role_name, *extra_roles[:1]])
     profiles = {k: p for k, p in profiles.items() if p.tags.get(records.SET_TAG) == set_name}
     roles = {k: r for k, r in roles.items() if r.tags.get(records.SET_TAG) == set_name}
     keep = () if deleting else spec.attachments

@@ -82,16 +82,18 @@ class Service:
         deadline = Deadline(self.settings.request_budget_seconds if budget is None else budget)
         return target, IamGateway(self._client_factory(), deadline)
 
-    def converge(self, spec: Spec, dry_run: bool = False, budget: float | None = None) -> Result:
+    def converge(
+        self, spec: Spec, dry_run: bool = False, budget: float | None = None, keep_obsolete: bool = False
+    ) -> Result:
         """Bring the set to ``spec`` (or, with ``dry_run``, say what that would change)."""
         target, gw = self._open(spec.account_id, budget)
         actual = read_for_spec(gw, spec, target, self.settings)
         preconditions(spec, target, self.settings, actual)
-        plan = plan_converge(spec, target, self.settings, actual)
+        plan = plan_converge(spec, target, self.settings, actual, keep_obsolete=keep_obsolete)
         roles, profiles = set_resources(spec.name, actual)
         created = not roles and not profiles
         if not dry_run:
-            apply(gw, plan)
+            apply(gw, plan, target.account_id)
         return Result(spec, target, plan, created=created)
 
     def show(self, name: str, account_id: str | None = None, owner: str = REST_OWNER) -> Result:
@@ -104,15 +106,23 @@ class Service:
             raise SetNotFound(f"no prerequisite set named {name} in account {target.account_id}")
         return Result(spec, target, plan_converge(spec, target, self.settings, actual))
 
-    def delete(self, name: str, owner: str, account_id: str | None = None, budget: float | None = None) -> Result:
+    def delete(
+        self,
+        name: str,
+        owner: str,
+        account_id: str | None = None,
+        budget: float | None = None,
+        only: tuple[str, str] | None = None,
+    ) -> Result:
+        """Remove the set (or, with ``only``, the roles of a replaced resource it no longer uses)."""
         validate_set_name(name)
         validate_account_id(account_id)
         target, gw = self._open(account_id, budget)
-        spec, actual = read_set(gw, name, target, self.settings, owner, deleting=True)
+        spec, actual = read_set(gw, name, target, self.settings, owner, deleting=True, extra_roles=only or ())
         if actual.empty:
             raise SetNotFound(f"no prerequisite set named {name} in account {target.account_id}")
-        plan = plan_delete(name, owner, target, actual)
-        apply(gw, plan)
+        plan = plan_delete(name, owner, target, actual, only=only)
+        apply(gw, plan, target.account_id)
         return Result(spec, target, plan)
 
     def list_sets(self, account_id: str | None = None) -> dict[str, Any]:
@@ -134,8 +144,8 @@ class Service:
         }
 
 
-def apply(gw: IamGateway, plan: Plan) -> None:
+def apply(gw: IamGateway, plan: Plan, account_id: str) -> None:
     """Execute the plan in order; a crash at any point is finished by the next converge."""
     for change in plan.changes:
         gw.execute(change)
-        logger.info("applied", extra={"action": change.action, "resource": change.resource})
+        logger.info("applied", extra={"account": account_id, "action": change.action, "resource": change.resource})

@@ -144,3 +144,19 @@ def iam_snapshot(iam: Any) -> dict[str, Any]:
         for g in iam.list_groups()["Groups"]
     }
     return {"roles": roles, "profiles": profiles, "users": users, "groups": groups}
+
+
+@pytest.fixture
+def captured_logs() -> Iterator[Any]:
+    """Everything the service logs, at DEBUG, while the test runs."""
+    import io
+
+    from chalicelib.log import logger
+
+    buf = io.StringIO()
+    handler = logger.registered_handler
+    old_stream, old_level = handler.setStream(buf), logger.log_level
+    logger.setLevel("DEBUG")
+    yield buf
+    handler.setStream(old_stream)
+    logger.setLevel(old_level)
