@@ -11,7 +11,9 @@ PORT ?= 8000
 MOTO_PORT ?= 5000
 REGION ?= us-east-1
 
-.PHONY: run run-aws test lint format
+.PHONY: run run-aws test lint format package
+STAGE ?= dev
+OUT ?= build/package
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,3 +55,10 @@ run: $(STAMP)
 run-aws: $(STAMP)
 	@echo "mib-prereqs API on http://$(HOST):$(PORT), acting on REAL AWS with your current credentials"
 	$(BIN)/chalice local --stage dev --host $(HOST) --port $(PORT) --no-autoreload
+
+# The deployable hub: Chalice's template merged with templates/service.yaml, and the zip.
+# Offline: no AWS call is made; the region only fills Chalice's template.
+package: $(STAMP)
+	rm -rf $(OUT)
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(REGION)} $(BIN)/chalice package --stage $(STAGE) --merge-template templates/service.yaml $(OUT)
+	@echo "wrote $(OUT)/sam.yaml and $(OUT)/deployment.zip"

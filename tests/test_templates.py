@@ -1,0 +1,112 @@
+"""Templates: cfn-lint clean, and `chalice package` (offline) merged with the service template."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import decode
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+TEMPLATES = ROOT / "templates"
+# The service template is a fragment merged into Chalice's output; it is linted there.
+STANDALONE = sorted(p for p in TEMPLATES.glob("*.yaml") if p.name != "service.yaml")
+ATTRIBUTES = [
+    "InstanceRoleArn",
+    "InstanceRoleName",
+    "InstanceProfileArn",
+    "InstanceProfileName",
+    "AutomationRoleArn",
+    "AutomationRoleName",
+]
+
+
+def cfn_lint(*paths: Path) -> None:
+    out = subprocess.run([str(BIN / "cfn-lint"), *map(str, paths)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def load(path: Path) -> Any:
+    template, errors = decode(str(path))
+    assert not errors, errors
+    return template
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("package") / "out"
+    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+    subprocess.run(
+        [str(BIN / "chalice"), "package", "--stage", "dev", "--merge-template", "templates/service.yaml", str(out)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return out
+
+
+def test_standalone_templates_lint_clean() -> None:
+    assert STANDALONE
+    cfn_lint(*STANDALONE)
+
+
+def test_packaged_template_lints_clean(packaged: Path) -> None:
+    cfn_lint(packaged / "sam.yaml")
+
+
+def test_packaged_functions_and_outputs(packaged: Path) -> None:
+    t = load(packaged / "sam.yaml")
+    cr = t["Resources"]["CustomResource"]["Properties"]
+    assert cr["Handler"] == "app.custom_resource"
+    assert cr["Timeout"] == 300  # the core's retries fit well inside it
+    assert cr["Environment"]["Variables"]["ELIGIBLE_PRINCIPAL_PATHS"] == {"Ref": "EligiblePrincipalPaths"}
+    assert t["Outputs"]["CustomResourceFunctionArn"]["Value"] == {"Fn::GetAtt": ["CustomResource", "Arn"]}
+    for fn in ("APIHandler", "CustomResource"):
+        group = t["Resources"][f"{fn}LogGroup"]["Properties"]
+        assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_packaged_api_signs_every_route_but_health(packaged: Path) -> None:
+    body = load(packaged / "sam.yaml")["Resources"]["RestAPI"]["Properties"]["DefinitionBody"]
+    for path, methods in body["paths"].items():
+        for method, op in methods.items():
+            if method == "options":
+                continue
+            signed = op.get("security") == [{"sigv4": []}]
+            assert signed == (path != "/health"), (path, method)
+
+
+def test_packaged_roles_use_the_reviewed_policy(packaged: Path) -> None:
+    t = load(packaged / "sam.yaml")
+    reviewed = json.loads((ROOT / ".chalice" / "policy-dev.json").read_text())
+    for role in ("ApiHandlerRole", "CustomResourceRole"):
+        [policy] = t["Resources"][role]["Properties"]["Policies"]
+        assert json.loads(json.dumps(policy["PolicyDocument"])) == reviewed
+
+
+def test_package_is_small_and_does_not_vendor_boto3(packaged: Path) -> None:
+    zip_path = packaged / "deployment.zip"
+    assert zip_path.stat().st_size < 3 * 1024 * 1024
+    names = zipfile.ZipFile(zip_path).namelist()
+    assert "app.py" in names and "chalicelib/custom_resource.py" in names
+    assert not any(n.startswith(("boto3/", "botocore/", "moto/", "tests/")) for n in names)
+
+
+def test_example_consumer_reads_all_attributes_with_a_short_timeout() -> None:
+    t = load(TEMPLATES / "example-consumer.yaml")
+    resource = t["Resources"]["Prerequisites"]
+    assert resource["Type"] == "Custom::MarketplaceImageBuildPrerequisites"
+    timeout = int(resource["Properties"]["ServiceTimeout"])
+    assert 60 <= timeout < 3600
+    got = sorted(o["Value"]["Fn::GetAtt"][1] for o in t["Outputs"].values())
+    assert got == sorted(ATTRIBUTES)
+    assert "Attachments" in resource["Properties"]
