@@ -17,8 +17,13 @@ app = Chalice(app_name="mib-prereqs")
 iam_auth = IAMAuthorizer()
 
 
-def _service() -> Service:
-    return Service(Settings.from_env())
+def _service(caller: str = "mib-prereqs") -> Service:
+    return Service(Settings.from_env(), caller)
+
+
+def _rest_service() -> Service:
+    arn = rest.caller_arn(app.current_request) or ""
+    return _service("rest-" + (arn.rsplit("/", 1)[-1] or "anonymous"))
 
 
 @app.route("/health", methods=["GET"])
@@ -29,7 +34,7 @@ def health() -> dict[str, str]:
 @app.route("/prerequisites", methods=["GET"], authorizer=iam_auth)
 def list_sets() -> Response:
     req = app.current_request
-    return rest.handle(req, None, lambda: (_service().list_sets(rest.query_param(req, "account_id")), 200))
+    return rest.handle(req, None, lambda: (_rest_service().list_sets(rest.query_param(req, "account_id")), 200))
 
 
 @app.route("/prerequisites/{name}", methods=["PUT"], authorizer=iam_auth)
@@ -37,7 +42,7 @@ def put_set(name: str) -> Response:
     req = app.current_request
 
     def run() -> tuple[dict, int]:
-        result = _service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER))
+        result = _rest_service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER))
         return result.render(), 201 if result.created else 200
 
     return rest.handle(req, name, run)
@@ -48,7 +53,7 @@ def plan_set(name: str) -> Response:
     req = app.current_request
 
     def run() -> tuple[dict, int]:
-        result = _service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER), dry_run=True)
+        result = _rest_service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER), dry_run=True)
         return result.render(), 200
 
     return rest.handle(req, name, run)
@@ -58,14 +63,14 @@ def plan_set(name: str) -> Response:
 def get_set(name: str) -> Response:
     req = app.current_request
     account = rest.query_param(req, "account_id")
-    return rest.handle(req, name, lambda: (_service().show(name, account).render(with_drift=True), 200))
+    return rest.handle(req, name, lambda: (_rest_service().show(name, account).render(with_drift=True), 200))
 
 
 @app.route("/prerequisites/{name}", methods=["DELETE"], authorizer=iam_auth)
 def delete_set(name: str) -> Response:
     req = app.current_request
     account = rest.query_param(req, "account_id")
-    return rest.handle(req, name, lambda: (_service().delete(name, REST_OWNER, account).render(), 200))
+    return rest.handle(req, name, lambda: (_rest_service().delete(name, REST_OWNER, account).render(), 200))
 
 
 @app.lambda_function(name="custom_resource")

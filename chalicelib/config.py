@@ -17,6 +17,8 @@ class Settings:
     eligible_principal_paths: tuple[str, ...] = ()
     # Wall-clock budget of one REST request, below API Gateway's 29 s.
     request_budget_seconds: float = 25.0
+    # The role the service assumes in a member account (stackset-member.yaml creates it).
+    provisioner_role_name: str = "mib-prereqs-provisioner"
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -29,7 +31,10 @@ class Settings:
             if not path.startswith("/"):
                 raise ValueError(f"ELIGIBLE_PRINCIPAL_PATHS: {path!r} must start with /")
         budget = float(env.get("REQUEST_BUDGET_SECONDS", cls.request_budget_seconds))
-        return cls(prefix, eligible, budget)
+        provisioner = env.get("PROVISIONER_ROLE_NAME", cls.provisioner_role_name)
+        if not re.fullmatch(r"[\w+=,.@-]{1,64}", provisioner, re.ASCII):
+            raise ValueError(f"PROVISIONER_ROLE_NAME: {provisioner!r} is not an IAM role name")
+        return cls(prefix, eligible, budget, provisioner)
 
     def set_path(self, set_name: str) -> str:
         return f"{self.path_prefix}{set_name}/"

@@ -248,7 +248,7 @@ def _run(event: Mapping[str, Any], service: Service, responder: Responder, budge
 def handle(
     event: Any,
     context: Any,
-    service_factory: Callable[[], Service],
+    service_factory: Callable[[str], Service],
     send: Callable[[str, bytes], None] = put_response,
 ) -> dict[str, Any] | None:
     """Answer one CloudFormation event; returns the response body sent (for tests and logs)."""
@@ -263,7 +263,9 @@ def handle(
 
         def work() -> None:
             try:
-                _run(event, service_factory(), responder, max(remaining - CORE_MARGIN_SECONDS, 1.0))
+                stack_name = str(event.get("StackId", "")).split("/")[1:2] or ["unknown"]
+                service = service_factory(f"cfn-{stack_name[0]}")
+                _run(event, service, responder, max(remaining - CORE_MARGIN_SECONDS, 1.0))
             except PrereqError as err:
                 responder.respond("FAILED", _failure_id(event), str(err))
             except Exception:

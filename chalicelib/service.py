@@ -5,13 +5,12 @@ Each one is read, plan, (apply), render. Nothing here knows HTTP or CloudFormati
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Settings
-from chalicelib.errors import AccountUnreachable, SetNotFound
+from chalicelib.errors import SetNotFound
 from chalicelib.iam import Deadline, IamGateway
 from chalicelib.log import logger
 from chalicelib.plan import Plan, plan_converge, plan_delete, preconditions, set_resources
@@ -62,25 +61,19 @@ class Result:
 
 
 class Service:
-    def __init__(
-        self,
-        settings: Settings,
-        client_factory: Callable[[], Any] = aws.iam_client,
-        target_factory: Callable[[], Target] = aws.own_target,
-    ) -> None:
+    """The core operations, for one caller (a REST caller's ARN or a stack's id)."""
+
+    def __init__(self, settings: Settings, caller: str = "mib-prereqs") -> None:
         self.settings = settings
-        self._client_factory = client_factory
-        self._target_factory = target_factory
+        self.caller = caller
 
     def _open(self, account_id: str | None, budget: float | None) -> tuple[Target, IamGateway]:
-        target = self._target_factory()
-        if account_id is not None and account_id != target.account_id:
-            raise AccountUnreachable(
-                f"account_id: target account {account_id} cannot be reached; this deployment manages "
-                f"account {target.account_id} only"
-            )
         deadline = Deadline(self.settings.request_budget_seconds if budget is None else budget)
-        return target, IamGateway(self._client_factory(), deadline)
+        own = aws.own_target()
+        if account_id is None or account_id == own.account_id:
+            return own, IamGateway(aws.iam_client(), deadline)
+        client = aws.member_iam_client(account_id, own.partition, self.settings.provisioner_role_name, self.caller)
+        return Target(account_id, own.partition, own.region), IamGateway(client, deadline)
 
     def converge(
         self, spec: Spec, dry_run: bool = False, budget: float | None = None, keep_obsolete: bool = False

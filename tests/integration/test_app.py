@@ -134,7 +134,8 @@ def test_unknown_principal_is_400(client: Client) -> None:
     assert_error(put(client, "demo", body), 400, "BadRequestError", "no user named ghost")
 
 
-def test_other_account_is_403(client: Client) -> None:
+def test_unreachable_account_is_403(client: Client) -> None:
+    install(aws.sts_client(), "before-call.sts.AssumeRole", FailCalls("AssumeRole", "AccessDenied", 100, 403))
     assert_error(put(client, "demo", {"account_id": "111122223333"}), 403, "ForbiddenError", "cannot be reached")
     assert_error(client.http.get("/prerequisites/demo?account_id=111122223333"), 403, "ForbiddenError")
 

@@ -254,11 +254,18 @@ def test_list_sets(service: Service) -> None:
     assert listed["sets"][0]["roles"] == ["a-AutomationRole", "a-InstanceRole"]
 
 
-def test_other_account_is_unreachable(service: Service, iam_calls: CallLog) -> None:
-    with pytest.raises(Forbidden, match="account_id: target account 111122223333 cannot be reached"):
+def test_other_account_is_unreachable_without_its_provisioner_role(service: Service, iam_calls: CallLog) -> None:
+    denied = FailCalls("AssumeRole", "AccessDenied", times=100, status=403)
+    install(aws.sts_client(), "before-call.sts.AssumeRole", denied)
+    with pytest.raises(
+        Forbidden,
+        match="account_id: target account 111122223333 cannot be reached: cannot assume "
+        "arn:aws:iam::111122223333:role/mib-prereqs-provisioner",
+    ):
         service.converge(spec({"account_id": "111122223333"}))
-    assert service.converge(spec({"account_id": ACCOUNT})).created
-    assert "CreateRole" in iam_calls.writes
+    assert denied.seen == 3  # propagation of a new role is retried, within a bound
+    assert iam_calls.calls == []
+    assert service.converge(spec({"account_id": ACCOUNT})).created  # its own account needs no role
 
 
 def count_writes(service: Service, body: dict, moto_iam: Any) -> int:

@@ -226,8 +226,8 @@ def test_malformed_events_still_get_one_answer(moto_iam: Any, endpoint: Response
 
 
 def test_event_without_response_url_is_logged_not_answered(moto_iam: Any) -> None:
-    assert cfn.handle({"RequestType": "Create"}, Context(), lambda: Service(Settings())) is None
-    assert cfn.handle("junk", Context(), lambda: Service(Settings())) is None
+    assert cfn.handle({"RequestType": "Create"}, Context(), lambda caller: Service(Settings(), caller)) is None
+    assert cfn.handle("junk", Context(), lambda caller: Service(Settings(), caller)) is None
 
 
 def test_reason_is_short_single_line_and_body_small(moto_iam: Any, endpoint: ResponseEndpoint) -> None:
