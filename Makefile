@@ -11,7 +11,9 @@ PORT ?= 8000
 MOTO_PORT ?= 5000
 REGION ?= us-east-1
 
-.PHONY: run run-aws test lint format package
+.PHONY: run run-aws test lint format package rollout-sim
+N ?= 50
+CONCURRENCY ?= 10
 STAGE ?= dev
 OUT ?= build/package
 
@@ -62,3 +64,7 @@ package: $(STAMP)
 	rm -rf $(OUT)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(REGION)} $(BIN)/chalice package --stage $(STAGE) --merge-template templates/service.yaml $(OUT)
 	@echo "wrote $(OUT)/sam.yaml and $(OUT)/deployment.zip"
+
+# A simulated organization on moto: N member accounts through the hub, with a summary table.
+rollout-sim: $(STAMP)
+	$(BIN)/python -m bench.rollout_sim --accounts $(N) --concurrency $(CONCURRENCY)

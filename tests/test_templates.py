@@ -110,3 +110,84 @@ def test_example_consumer_reads_all_attributes_with_a_short_timeout() -> None:
     got = sorted(o["Value"]["Fn::GetAtt"][1] for o in t["Outputs"].values())
     assert got == sorted(ATTRIBUTES)
     assert "Attachments" in resource["Properties"]
+
+
+MARKETPLACE_ARNS = {
+    "arn:${AWS::Partition}:iam::aws:policy/AWSMarketplaceFullAccess",
+    "arn:${AWS::Partition}:iam::aws:policy/AWSMarketplaceRead-only",
+    "arn:${AWS::Partition}:iam::aws:policy/AWSMarketplaceImageBuildFullAccess",
+}
+ATTACH_ACTIONS = {f"iam:{v}{k}Policy" for v in ("Attach", "Detach") for k in ("User", "Group", "Role")}
+
+
+def sub(value: Any) -> str:
+    return value["Fn::Sub"] if isinstance(value, dict) else value
+
+
+def test_member_template_is_plain_cloudformation() -> None:
+    t = load(TEMPLATES / "stackset-member.yaml")
+    assert "Transform" not in t
+    types = {r["Type"] for r in t["Resources"].values()}
+    assert not any(x.startswith(("AWS::Lambda::", "AWS::Serverless::")) for x in types)
+    cr = t["Resources"]["Prerequisites"]
+    assert cr["Type"] == "Custom::MarketplaceImageBuildPrerequisites"
+    assert cr["DependsOn"] == "ProvisionerRole"
+    assert 60 <= int(cr["Properties"]["ServiceTimeout"]) < 3600
+    assert cr["Properties"]["Version"] == {"Ref": "Version"}
+
+
+def test_provisioner_role_trusts_only_the_hub_and_is_limited() -> None:
+    role = load(TEMPLATES / "stackset-member.yaml")["Resources"]["ProvisionerRole"]["Properties"]
+    assert role["RoleName"] == "mib-prereqs-provisioner"
+    [trust] = role["AssumeRolePolicyDocument"]["Statement"]
+    assert [sub(p) for p in trust["Principal"]["AWS"]] == [
+        "arn:${AWS::Partition}:iam::${HubAccountId}:role/mib-prereqs-hub-api",
+        "arn:${AWS::Partition}:iam::${HubAccountId}:role/mib-prereqs-hub-custom-resource",
+    ]
+    [policy] = role["Policies"]
+    for stmt in policy["PolicyDocument"]["Statement"]:
+        actions = set(stmt["Action"])
+        assert all(a.startswith("iam:") and "*" not in a for a in actions), stmt
+        assert not actions & {
+            "iam:PutUserPolicy",
+            "iam:PutGroupPolicy",
+            "iam:CreatePolicyVersion",
+            "iam:SetDefaultPolicyVersion",
+            "iam:CreateAccessKey",
+            "iam:AddUserToGroup",
+        }
+        reads = all(a.split(":")[1].startswith(("Get", "List")) for a in actions)
+        if reads:
+            continue
+        if actions & ATTACH_ACTIONS == actions:
+            assert {sub(a) for a in stmt["Condition"]["ArnEquals"]["iam:PolicyARN"]} == MARKETPLACE_ARNS
+            continue
+        assert sub(stmt["Resource"]) in {
+            "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/mib-prereqs/*",
+            "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/mib-prereqs/*",
+        }, stmt
+
+
+def test_stackset_targets_ous_in_one_region_with_safe_operations() -> None:
+    props = load(TEMPLATES / "stackset.yaml")["Resources"]["MemberStackSet"]["Properties"]
+    assert props["PermissionModel"] == "SERVICE_MANAGED"
+    assert props["AutoDeployment"]["Enabled"] is True
+    assert props["ManagedExecution"]["Active"] is True
+    assert props["CallAs"] == {"Ref": "CallAs"}
+    prefs = props["OperationPreferences"]
+    assert {"FailureTolerancePercentage", "MaxConcurrentPercentage"} <= set(prefs)
+    [group] = props["StackInstancesGroup"]
+    assert len(group["Regions"]) == 1  # IAM is global: a second region collides on role names
+    assert group["DeploymentTargets"]["OrganizationalUnitIds"] == {"Ref": "OrganizationalUnitIds"}
+
+
+def test_hub_lets_only_the_organization_invoke_and_assumes_only_the_provisioner(packaged: Path) -> None:
+    t = load(packaged / "sam.yaml")
+    permission = t["Resources"]["OrganizationInvokePermission"]["Properties"]
+    assert permission["PrincipalOrgID"] == {"Ref": "OrganizationId"}
+    assert permission["FunctionName"] == {"Fn::GetAtt": ["CustomResource", "Arn"]}
+    policy = json.loads((ROOT / ".chalice" / "policy-dev.json").read_text())
+    assume = [s for s in policy["Statement"] if "sts:AssumeRole" in json.dumps(s["Action"])]
+    assert [s["Resource"] for s in assume] == ["arn:*:iam::*:role/mib-prereqs-provisioner"]
+    roles = {t["Resources"][r]["Properties"]["RoleName"] for r in ("ApiHandlerRole", "CustomResourceRole")}
+    assert roles == {"mib-prereqs-hub-api", "mib-prereqs-hub-custom-resource"}
