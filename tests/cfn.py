@@ -13,6 +13,15 @@ from tests.conftest import ACCOUNT
 
 STACK_A = f"arn:aws:cloudformation:eu-west-1:{ACCOUNT}:stack/stack-a/11111111-2222-3333-4444-555555555555"
 STACK_B = f"arn:aws:cloudformation:eu-west-1:{ACCOUNT}:stack/stack-b/66666666-7777-8888-9999-000000000000"
+# The Fn::GetAtt attributes of the contract (DESIGN.md section 4).
+ATTRIBUTES = [
+    "InstanceRoleArn",
+    "InstanceRoleName",
+    "InstanceProfileArn",
+    "InstanceProfileName",
+    "AutomationRoleArn",
+    "AutomationRoleName",
+]
 SECRET_QUERY = "X-Amz-Signature=5ecret5ignature&X-Amz-Credential=AKIDEXAMPLE%2F20261204"
 
 

@@ -13,19 +13,13 @@ from typing import Any
 import pytest
 from cfnlint.decode import decode
 
+from tests.cfn import ATTRIBUTES
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 TEMPLATES = ROOT / "templates"
 # The service template is a fragment merged into Chalice's output; it is linted there.
 STANDALONE = sorted(p for p in TEMPLATES.glob("*.yaml") if p.name != "service.yaml")
-ATTRIBUTES = [
-    "InstanceRoleArn",
-    "InstanceRoleName",
-    "InstanceProfileArn",
-    "InstanceProfileName",
-    "AutomationRoleArn",
-    "AutomationRoleName",
-]
 
 
 def cfn_lint(*paths: Path) -> None:

@@ -16,21 +16,13 @@ from chalicelib import aws
 from chalicelib import custom_resource as cfn
 from chalicelib.config import Settings
 from chalicelib.service import Service
-from tests.cfn import SECRET_QUERY, STACK_A, STACK_B, Context, ResponseEndpoint, event
+from tests.cfn import ATTRIBUTES, SECRET_QUERY, STACK_A, STACK_B, Context, ResponseEndpoint, event
 from tests.conftest import ACCOUNT, CallLog, iam_snapshot
 
 SET = {"SetName": "demo"}
 ID = f"mib-prereqs/{ACCOUNT}/demo/demo-InstanceRole/demo-AutomationRole"
 RENAMED = {"SetName": "demo", "InstanceRoleName": "demo-NextInstance"}
 RENAMED_ID = f"mib-prereqs/{ACCOUNT}/demo/demo-NextInstance/demo-AutomationRole"
-ATTRIBUTES = {
-    "InstanceRoleArn",
-    "InstanceRoleName",
-    "InstanceProfileArn",
-    "InstanceProfileName",
-    "AutomationRoleArn",
-    "AutomationRoleName",
-}
 
 
 @pytest.fixture
@@ -70,7 +62,7 @@ def test_create_answers_success_with_the_six_attributes(run, moto_iam: Any, endp
     resp = run("Create", SET)
     assert resp["Status"] == "SUCCESS", resp["Reason"]
     assert resp["PhysicalResourceId"] == ID
-    assert set(resp["Data"]) == ATTRIBUTES
+    assert sorted(resp["Data"]) == sorted(ATTRIBUTES)
     assert resp["Data"]["InstanceRoleArn"] == f"arn:aws:iam::{ACCOUNT}:role/mib-prereqs/demo/demo-InstanceRole"
     assert resp["Data"]["InstanceProfileName"] == "demo-InstanceRole"
     assert (resp["StackId"], resp["LogicalResourceId"]) == (STACK_A, "Prerequisites")
