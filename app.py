@@ -31,46 +31,50 @@ def health() -> dict[str, str]:
     return {"status": "ok"}
 
 
+@app.route("/openapi.json", methods=["GET"], authorizer=iam_auth)
+def openapi() -> Response:
+    return Response(body=rest.openapi_document(), headers={"Content-Type": "application/json"})
+
+
 @app.route("/prerequisites", methods=["GET"], authorizer=iam_auth)
 def list_sets() -> Response:
-    req = app.current_request
-    return rest.handle(req, None, lambda: (_rest_service().list_sets(rest.query_param(req, "account_id")), 200))
+    req, svc = app.current_request, _rest_service()
+    return rest.handle(req, None, svc, lambda: (svc.list_sets(rest.query_param(req, "account_id")), 200))
 
 
 @app.route("/prerequisites/{name}", methods=["PUT"], authorizer=iam_auth)
 def put_set(name: str) -> Response:
-    req = app.current_request
+    req, svc = app.current_request, _rest_service()
 
     def run() -> tuple[dict, int]:
-        result = _rest_service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER))
+        result = svc.converge(parse_rest_body(name, rest.json_body(req), REST_OWNER))
         return result.render(), 201 if result.created else 200
 
-    return rest.handle(req, name, run)
+    return rest.handle(req, name, svc, run, writes=True)
 
 
 @app.route("/prerequisites/{name}/plan", methods=["POST"], authorizer=iam_auth)
 def plan_set(name: str) -> Response:
-    req = app.current_request
+    req, svc = app.current_request, _rest_service()
 
     def run() -> tuple[dict, int]:
-        result = _rest_service().converge(parse_rest_body(name, rest.json_body(req), REST_OWNER), dry_run=True)
-        return result.render(), 200
+        return svc.converge(parse_rest_body(name, rest.json_body(req), REST_OWNER), dry_run=True).render(), 200
 
-    return rest.handle(req, name, run)
+    return rest.handle(req, name, svc, run)
 
 
 @app.route("/prerequisites/{name}", methods=["GET"], authorizer=iam_auth)
 def get_set(name: str) -> Response:
-    req = app.current_request
+    req, svc = app.current_request, _rest_service()
     account = rest.query_param(req, "account_id")
-    return rest.handle(req, name, lambda: (_rest_service().show(name, account).render(with_drift=True), 200))
+    return rest.handle(req, name, svc, lambda: (svc.show(name, account).render(with_drift=True), 200))
 
 
 @app.route("/prerequisites/{name}", methods=["DELETE"], authorizer=iam_auth)
 def delete_set(name: str) -> Response:
-    req = app.current_request
+    req, svc = app.current_request, _rest_service()
     account = rest.query_param(req, "account_id")
-    return rest.handle(req, name, lambda: (_rest_service().delete(name, REST_OWNER, account).render(), 200))
+    return rest.handle(req, name, svc, lambda: (svc.delete(name, REST_OWNER, account).render(), 200), writes=True)
 
 
 @app.lambda_function(name="custom_resource")

@@ -21,13 +21,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib import metrics
 from chalicelib.errors import InvalidSpec, PrereqError, SetNotFound
 from chalicelib.log import logger
 from chalicelib.policies import default_log_bucket
 from chalicelib.service import Result, Service
 from chalicelib.spec import build_spec, validate_set_name
 
-RESOURCE_TYPE = "Custom::MarketplaceImageBuildPrerequisites"
+FRONT_END = "custom_resource"
 ID_PREFIX = "mib-prereqs"
 FAILED_ID_PREFIX = "mib-prereqs-failed"
 # CloudFormation's own keys, and a free-form key stacks bump to force a re-run.
@@ -220,7 +221,8 @@ def _failure_id(event: Mapping[str, Any]) -> str:
     return f"{FAILED_ID_PREFIX}/{event.get('RequestId') or 'unknown'}"
 
 
-def _run(event: Mapping[str, Any], service: Service, responder: Responder, budget: float) -> None:
+def _run(event: Mapping[str, Any], service: Service, responder: Responder, budget: float) -> Result | None:
+    """Do what the event asks and answer it; returns what was applied, if anything."""
     kind = event.get("RequestType")
     stack_id = event.get("StackId")
     stack = Stack.parse(stack_id)
@@ -230,12 +232,13 @@ def _run(event: Mapping[str, Any], service: Service, responder: Responder, budge
         props = event.get("ResourceProperties") or {}
         if parsed is None or _flag(props, "RetainOnDelete"):
             responder.respond("SUCCESS", physical or _failure_id(event), "nothing to delete")
-            return
+            return None
         account, name, instance, automation = parsed
+        result = None
         with contextlib.suppress(SetNotFound):  # already gone is success
-            service.delete(name, str(stack_id), account, budget=budget, only=(instance, automation))
+            result = service.delete(name, str(stack_id), account, budget=budget, only=(instance, automation))
         responder.respond("SUCCESS", str(physical))
-        return
+        return result
     if kind not in ("Create", "Update"):
         raise InvalidSpec(["RequestType: must be Create, Update or Delete"])
     spec, _retain = parse_properties(event.get("ResourceProperties"), stack, str(stack_id))
@@ -243,6 +246,7 @@ def _run(event: Mapping[str, Any], service: Service, responder: Responder, budge
     # whose old roles stay until CloudFormation deletes the old id.
     result = service.converge(spec, budget=budget, keep_obsolete=True)
     responder.respond("SUCCESS", physical_id(spec), data=attributes(result))
+    return result
 
 
 def handle(
@@ -262,17 +266,29 @@ def handle(
         logger.info("event received")
 
         def work() -> None:
+            stack_name = str(event.get("StackId", "")).split("/")[1:2] or ["unknown"]
+            service = service_factory(f"cfn-{stack_name[0]}")
             try:
-                stack_name = str(event.get("StackId", "")).split("/")[1:2] or ["unknown"]
-                service = service_factory(f"cfn-{stack_name[0]}")
-                _run(event, service, responder, max(remaining - CORE_MARGIN_SECONDS, 1.0))
+                result = _run(event, service, responder, max(remaining - CORE_MARGIN_SECONDS, 1.0))
             except PrereqError as err:
                 responder.respond("FAILED", _failure_id(event), str(err))
+                metrics.emit(FRONT_END, failure=type(err).__name__, conflict=err.status == 409, retries=service.retries)
+                return
             except Exception:
                 logger.exception("unexpected error")
-                responder.respond(
-                    "FAILED", _failure_id(event), f"internal error; see the logs of request {event.get('RequestId')}"
-                )
+                reason = f"internal error; see the logs of request {event.get('RequestId')}"
+                responder.respond("FAILED", _failure_id(event), reason)
+                metrics.emit(FRONT_END, failure="Internal", retries=service.retries)
+                return
+            changes = len(result.plan.changes) if result else 0
+            converging = result is not None and event.get("RequestType") in ("Create", "Update")
+            metrics.emit(
+                FRONT_END,
+                converged=converging,
+                changes=changes,
+                drift=converging and not result.created and changes > 0,
+                retries=service.retries,
+            )
 
         worker = threading.Thread(target=work, name="custom-resource", daemon=True)
         worker.start()

@@ -80,6 +80,7 @@ class IamGateway:
         self.client = client
         self.deadline = deadline
         self._sleep = sleep
+        self.retries = 0  # eventual-consistency retries, for the Retries metric
 
     def _call(self, operation: str, **params: Any) -> Any:
         self.deadline.check()
@@ -212,5 +213,6 @@ class IamGateway:
                     ) from err
                 if self.deadline.remaining() < delay:
                     raise OutOfTime(f"{change.resource}: IAM answers {code}; repeat the request to finish") from err
+            self.retries += 1
             self._sleep(delay)
             delay = min(delay * 2, 2.0)

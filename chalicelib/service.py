@@ -66,14 +66,23 @@ class Service:
     def __init__(self, settings: Settings, caller: str = "mib-prereqs") -> None:
         self.settings = settings
         self.caller = caller
+        self._gateways: list[IamGateway] = []
+
+    @property
+    def retries(self) -> int:
+        """IAM eventual-consistency retries so far, for the Retries metric."""
+        return sum(gw.retries for gw in self._gateways)
 
     def _open(self, account_id: str | None, budget: float | None) -> tuple[Target, IamGateway]:
         deadline = Deadline(self.settings.request_budget_seconds if budget is None else budget)
         own = aws.own_target()
         if account_id is None or account_id == own.account_id:
-            return own, IamGateway(aws.iam_client(), deadline)
-        client = aws.member_iam_client(account_id, own.partition, self.settings.provisioner_role_name, self.caller)
-        return Target(account_id, own.partition, own.region), IamGateway(client, deadline)
+            target, client = own, aws.iam_client()
+        else:
+            client = aws.member_iam_client(account_id, own.partition, self.settings.provisioner_role_name, self.caller)
+            target = Target(account_id, own.partition, own.region)
+        self._gateways.append(IamGateway(client, deadline))
+        return target, self._gateways[-1]
 
     def converge(
         self, spec: Spec, dry_run: bool = False, budget: float | None = None, keep_obsolete: bool = False

@@ -190,5 +190,5 @@ def test_every_route_but_health_requires_iam_auth() -> None:
     routes = {(path, method): entry for path, methods in app.routes.items() for method, entry in methods.items()}
     assert routes[("/health", "GET")].authorizer is None
     others = [entry for key, entry in routes.items() if key[0] != "/health"]
-    assert len(others) == 5
+    assert len(others) == 6  # the five of the contract and /openapi.json
     assert all(type(e.authorizer).__name__ == "IAMAuthorizer" for e in others)
