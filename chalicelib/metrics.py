@@ -17,13 +17,19 @@ Namespace ``MibPrereqs``; every metric has the dimensions ``service`` and ``fron
 
 from __future__ import annotations
 
+import threading
+
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 NAMESPACE = "MibPrereqs"
 SERVICE = "mib-prereqs"
 
 _metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+# Powertools keeps one metric set per process; threads (chalice local, the rollout
+# simulator) must not interleave their figures in it.
+_lock = threading.Lock()
 
 
 def emit(
@@ -37,6 +43,15 @@ def emit(
     conflict: bool = False,
 ) -> None:
     """Publish one request's figures as one EMF blob (plus one for a failure's kind)."""
+    if is_metrics_disabled():
+        return
+    with _lock:
+        _emit(front_end, converged, changes, drift, retries, failure, conflict)
+
+
+def _emit(
+    front_end: str, converged: bool, changes: int, drift: bool, retries: int, failure: str | None, conflict: bool
+) -> None:
     _metrics.add_dimension(name="front_end", value=front_end)
     _metrics.add_metric(name="Converges", unit=MetricUnit.Count, value=int(converged))
     _metrics.add_metric(name="ChangesApplied", unit=MetricUnit.Count, value=changes)
