@@ -4,41 +4,14 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pytest
 import requests
 
 from tests.e2e.servers import LocalServers
 
 ALICE_FULL = {"policy": "AWSMarketplaceFullAccess", "principal_type": "user", "principal_name": "alice"}
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServers]:
-    s = LocalServers(tmp_path_factory.mktemp("servers"))
-    yield s
-    s.stop()
-
-
-@pytest.fixture
-def api(servers: LocalServers) -> str:
-    servers.reset()
-    return servers.api_url
-
-
-@pytest.fixture
-def iam(servers: LocalServers) -> Any:
-    return boto3.client(
-        "iam",
-        endpoint_url=servers.moto_url,
-        region_name="us-east-1",
-        aws_access_key_id="local",
-        aws_secret_access_key="local",
-    )
 
 
 def call(method: str, url: str, body: Any = None) -> requests.Response:
