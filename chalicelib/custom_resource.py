@@ -27,6 +27,7 @@ from chalicelib.log import logger
 from chalicelib.policies import default_log_bucket
 from chalicelib.service import Result, Service
 from chalicelib.spec import build_spec, validate_set_name
+from chalicelib.spec import unknown as spec_unknown
 
 FRONT_END = "custom_resource"
 ID_PREFIX = "mib-prereqs"
@@ -90,7 +91,7 @@ def _list_of_objects(props: Mapping[str, Any], key: str, fields: Mapping[str, st
     for i, item in enumerate(value):
         unknown = sorted(set(item) - set(fields))
         if unknown:
-            raise InvalidSpec([f"{key}[{i}].{k}: unknown property" for k in unknown])
+            raise InvalidSpec([spec_unknown(k, f"{key}[{i}]", "property", prefix=f"{key}[{i}].") for k in unknown])
         out.append({fields[k]: v for k, v in item.items()})
     return out
 
@@ -100,7 +101,7 @@ def parse_properties(props: object, stack: Stack, owner: str) -> tuple[Any, bool
     if not isinstance(props, dict):
         raise InvalidSpec(["ResourceProperties: must be an object"])
     known = {"SetName", "RetainOnDelete", *PROPERTY_FIELDS, *IGNORED_PROPERTIES}
-    problems = [f"{k}: unknown property" for k in sorted(props) if k not in known]
+    problems = [spec_unknown(k, "ResourceProperties", "property") for k in sorted(props) if k not in known]
     if "SetName" not in props:
         problems.append("SetName: required")
     if problems:

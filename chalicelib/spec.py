@@ -81,6 +81,13 @@ class Spec:
         return dict(self.tags)
 
 
+def unknown(key: str, parent: str, what: str, prefix: str = "") -> str:
+    """'key: unknown field', or, for a key that cannot stand as a name, the parent with the key quoted."""
+    if re.fullmatch(r"[A-Za-z_][\w-]{0,63}", key):
+        return f"{prefix}{key}: unknown {what}"
+    return f"{parent}: unknown {what} {key[:64]!r}"
+
+
 def default_role_names(set_name: str) -> tuple[str, str]:
     return f"{set_name}-InstanceRole", f"{set_name}-AutomationRole"
 
@@ -106,7 +113,7 @@ def parse_rest_body(name: str, body: object, owner: str) -> Spec:
         body = {}
     if not isinstance(body, dict):
         raise InvalidSpec(["body: must be a JSON object"])
-    problems = [f"{key}: unknown field" for key in body if key not in BODY_FIELDS]
+    problems = [unknown(key, "body", "field") for key in body if key not in BODY_FIELDS]
     return build_spec(set_name, owner, body, problems)
 
 
@@ -216,8 +223,8 @@ def _attachments(key: str, value: object) -> tuple[Attachment, ...]:
         if not isinstance(item, dict):
             problems.append(f"{where}: must be an object with policy, principal_type and principal_name")
             continue
-        unknown = sorted(set(item) - {"policy", "principal_type", "principal_name"})
-        problems.extend(f"{where}.{k}: unknown field" for k in unknown)
+        extra = sorted(set(item) - {"policy", "principal_type", "principal_name"})
+        problems.extend(unknown(k, where, "field", prefix=f"{where}.") for k in extra)
         policy, ptype, pname = item.get("policy"), item.get("principal_type"), item.get("principal_name")
         if policy not in MARKETPLACE_POLICIES:
             problems.append(f"{where}.policy: must be one of {', '.join(MARKETPLACE_POLICIES)}")

@@ -139,27 +139,14 @@ def test_provisioner_role_trusts_only_the_hub_and_is_limited() -> None:
         "arn:${AWS::Partition}:iam::${HubAccountId}:role/mib-prereqs-hub-custom-resource",
     ]
     [policy] = role["Policies"]
-    for stmt in policy["PolicyDocument"]["Statement"]:
-        actions = set(stmt["Action"])
-        assert all(a.startswith("iam:") and "*" not in a for a in actions), stmt
-        assert not actions & {
-            "iam:PutUserPolicy",
-            "iam:PutGroupPolicy",
-            "iam:CreatePolicyVersion",
-            "iam:SetDefaultPolicyVersion",
-            "iam:CreateAccessKey",
-            "iam:AddUserToGroup",
-        }
-        reads = all(a.split(":")[1].startswith(("Get", "List")) for a in actions)
-        if reads:
-            continue
-        if actions & ATTACH_ACTIONS == actions:
-            assert {sub(a) for a in stmt["Condition"]["ArnEquals"]["iam:PolicyARN"]} == MARKETPLACE_ARNS
-            continue
-        assert sub(stmt["Resource"]) in {
+    check_statements(
+        policy["PolicyDocument"]["Statement"],
+        {
             "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/mib-prereqs/*",
             "arn:${AWS::Partition}:iam::${AWS::AccountId}:instance-profile/mib-prereqs/*",
-        }, stmt
+        },
+        MARKETPLACE_ARNS,
+    )
 
 
 def test_stackset_targets_ous_in_one_region_with_safe_operations() -> None:
@@ -185,3 +172,69 @@ def test_hub_lets_only_the_organization_invoke_and_assumes_only_the_provisioner(
     assert [s["Resource"] for s in assume] == ["arn:*:iam::*:role/mib-prereqs-provisioner"]
     roles = {t["Resources"][r]["Properties"]["RoleName"] for r in ("ApiHandlerRole", "CustomResourceRole")}
     assert roles == {"mib-prereqs-hub-api", "mib-prereqs-hub-custom-resource"}
+
+
+def test_api_denies_callers_outside_the_organization(packaged: Path) -> None:
+    auth = load(packaged / "sam.yaml")["Resources"]["RestAPI"]["Properties"]["Auth"]
+    condition, with_org, without_org = auth["ResourcePolicy"]["CustomStatements"]["Fn::If"]
+    assert condition == "ServesOrganization"
+    deny = [s for s in with_org if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "execute-api:Invoke",
+            "Resource": "execute-api:/*",
+            "Condition": {"StringNotEqualsIfExists": {"aws:PrincipalOrgID": {"Ref": "OrganizationId"}}},
+        }
+    ]
+    assert all(s["Effect"] == "Allow" for s in without_org)
+
+
+def check_statements(statements: list[dict], writable: set[str], attach_arns: set[str]) -> None:
+    """IAM writes only on ``writable`` resources; attach/detach of others only for ``attach_arns``."""
+    forbidden = {
+        "iam:PutUserPolicy",
+        "iam:PutGroupPolicy",
+        "iam:CreatePolicyVersion",
+        "iam:SetDefaultPolicyVersion",
+        "iam:CreateAccessKey",
+        "iam:CreateLoginProfile",
+        "iam:UpdateLoginProfile",
+        "iam:AddUserToGroup",
+        "iam:CreatePolicy",
+        "iam:CreateUser",
+    }
+    for stmt in statements:
+        actions = {stmt["Action"]} if isinstance(stmt["Action"], str) else set(stmt["Action"])
+        assert not actions & forbidden, stmt
+        assert "*" not in actions and "iam:*" not in actions, stmt
+        iam_actions = {a for a in actions if a.startswith("iam:")}
+        if not iam_actions or all(a.split(":")[1].startswith(("Get", "List")) for a in iam_actions):
+            continue
+        if iam_actions <= ATTACH_ACTIONS and "Condition" in stmt:
+            [arns] = [v["iam:PolicyARN"] for v in stmt["Condition"].values()]
+            assert {sub(a) for a in arns} == attach_arns, stmt
+            continue
+        assert sub(stmt["Resource"]) in writable, stmt
+
+
+def test_packaged_execution_policy_is_least_privilege(packaged: Path) -> None:
+    t = load(packaged / "sam.yaml")
+    [policy] = t["Resources"]["CustomResourceRole"]["Properties"]["Policies"]
+    statements = json.loads(json.dumps(policy["PolicyDocument"]["Statement"]))
+    check_statements(
+        statements,
+        {"arn:*:iam::*:role/mib-prereqs/*", "arn:*:iam::*:instance-profile/mib-prereqs/*"},
+        {
+            f"arn:*:iam::aws:policy/{p}"
+            for p in ("AWSMarketplaceFullAccess", "AWSMarketplaceRead-only", "AWSMarketplaceImageBuildFullAccess")
+        },
+    )
+    sts = [s for s in statements if str(s["Action"]).startswith("sts:")]
+    assert {(s["Action"], s["Resource"]) for s in sts} == {
+        ("sts:GetCallerIdentity", "*"),
+        ("sts:AssumeRole", "arn:*:iam::*:role/mib-prereqs-provisioner"),
+    }
+    pass_role = [s for s in statements if "iam:PassRole" in s["Action"]]
+    assert [s["Resource"] for s in pass_role] == ["arn:*:iam::*:role/mib-prereqs/*"]
