@@ -19,6 +19,8 @@ class Settings:
     request_budget_seconds: float = 25.0
     # The role the service assumes in a member account (stackset-member.yaml creates it).
     provisioner_role_name: str = "mib-prereqs-provisioner"
+    # When set, every role the service creates carries this permissions boundary.
+    required_permissions_boundary: str | None = None
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -34,7 +36,10 @@ class Settings:
         provisioner = env.get("PROVISIONER_ROLE_NAME", cls.provisioner_role_name)
         if not re.fullmatch(r"[\w+=,.@-]{1,64}", provisioner, re.ASCII):
             raise ValueError(f"PROVISIONER_ROLE_NAME: {provisioner!r} is not an IAM role name")
-        return cls(prefix, eligible, budget, provisioner)
+        boundary = env.get("REQUIRED_PERMISSIONS_BOUNDARY") or None
+        if boundary and not boundary.startswith("arn:"):
+            raise ValueError(f"REQUIRED_PERMISSIONS_BOUNDARY: {boundary!r} must be a policy ARN")
+        return cls(prefix, eligible, budget, provisioner, boundary)
 
     def set_path(self, set_name: str) -> str:
         return f"{self.path_prefix}{set_name}/"

@@ -5,12 +5,13 @@ Each one is read, plan, (apply), render. Nothing here knows HTTP or CloudFormati
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Settings
-from chalicelib.errors import SetNotFound
+from chalicelib.errors import InvalidSpec, SetNotFound
 from chalicelib.iam import Deadline, IamGateway
 from chalicelib.log import logger
 from chalicelib.plan import Plan, plan_converge, plan_delete, preconditions, set_resources
@@ -88,6 +89,7 @@ class Service:
         self, spec: Spec, dry_run: bool = False, budget: float | None = None, keep_obsolete: bool = False
     ) -> Result:
         """Bring the set to ``spec`` (or, with ``dry_run``, say what that would change)."""
+        spec = self._bounded(spec)
         target, gw = self._open(spec.account_id, budget)
         actual = read_for_spec(gw, spec, target, self.settings)
         preconditions(spec, target, self.settings, actual)
@@ -97,6 +99,15 @@ class Service:
         if not dry_run:
             apply(gw, plan, target.account_id)
         return Result(spec, target, plan, created=created)
+
+    def _bounded(self, spec: Spec) -> Spec:
+        """Put the deployment's required permissions boundary on the spec, or refuse another one."""
+        required = self.settings.required_permissions_boundary
+        if required is None or spec.permissions_boundary == required:
+            return spec
+        if spec.permissions_boundary is not None:
+            raise InvalidSpec([f"permissions_boundary: must be {required}, the boundary this deployment requires"])
+        return dataclasses.replace(spec, permissions_boundary=required)
 
     def show(self, name: str, account_id: str | None = None, owner: str = REST_OWNER) -> Result:
         """The set as IAM holds it, and its drift from the spec it was last converged to."""

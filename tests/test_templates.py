@@ -238,3 +238,19 @@ def test_packaged_execution_policy_is_least_privilege(packaged: Path) -> None:
     }
     pass_role = [s for s in statements if "iam:PassRole" in s["Action"]]
     assert [s["Resource"] for s in pass_role] == ["arn:*:iam::*:role/mib-prereqs/*"]
+
+
+def test_required_boundary_is_enforced_by_iam_too(packaged: Path) -> None:
+    t = load(packaged / "sam.yaml")
+    policy = t["Resources"]["RequireBoundaryPolicy"]
+    assert policy["Condition"] == "RequiresBoundary"
+    assert policy["Properties"]["Roles"] == [{"Ref": "ApiHandlerRole"}, {"Ref": "CustomResourceRole"}]
+    create, drop = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert (create["Effect"], set(create["Action"])) == ("Deny", {"iam:CreateRole", "iam:PutRolePermissionsBoundary"})
+    assert create["Condition"] == {
+        "StringNotEquals": {"iam:PermissionsBoundary": {"Ref": "RequiredPermissionsBoundary"}}
+    }
+    assert (drop["Effect"], drop["Action"]) == ("Deny", "iam:DeleteRolePermissionsBoundary")
+    for fn in ("APIHandler", "CustomResource"):
+        env = t["Resources"][fn]["Properties"]["Environment"]["Variables"]
+        assert env["REQUIRED_PERMISSIONS_BOUNDARY"] == {"Ref": "RequiredPermissionsBoundary"}

@@ -367,3 +367,19 @@ def test_plan_only_writes_nothing(service: Service, iam_calls: CallLog) -> None:
     result = service.converge(spec(), dry_run=True)
     assert len(result.plan.changes) == 6
     assert iam_calls.writes == []
+
+
+BOUNDARY = "arn:aws:iam::aws:policy/AWSMarketplaceRead-only"
+
+
+def test_required_boundary_goes_on_every_created_role(moto_iam: Any, iam_calls: CallLog) -> None:
+    bounded = Service(Settings(required_permissions_boundary=BOUNDARY))
+    result = bounded.converge(spec())
+    assert result.spec.permissions_boundary == BOUNDARY
+    for name in (INSTANCE, AUTOMATION):
+        assert moto_iam.get_role(RoleName=name)["Role"]["PermissionsBoundary"]["PermissionsBoundaryArn"] == BOUNDARY
+    iam_calls.clear()
+    with pytest.raises(InvalidSpec, match=f"permissions_boundary: must be {BOUNDARY}"):
+        bounded.converge(spec({"permissions_boundary": FULL}))
+    assert iam_calls.writes == []
+    assert bounded.converge(spec({"permissions_boundary": BOUNDARY})).plan.changes == ()
