@@ -30,7 +30,11 @@ from chalicelib.state import ActualState, ProfileState, RoleState, Target
 
 
 class Phase(IntEnum):
-    """Dependency order of apply: make before break, record before attach, detach before forgetting."""
+    """Dependency order of apply: make before break, record before attach, detach before forgetting.
+
+    Within CREATE the instance role comes first: IAM creates a name once, so that first write
+    is the lock that keeps two racing owners from splitting a set between them.
+    """
 
     CREATE = 0
     CONFIGURE = 1
