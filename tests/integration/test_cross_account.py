@@ -129,3 +129,31 @@ def test_member_stack_custom_resource_touches_only_its_account(member: Any, moto
         assert member.list_roles(PathPrefix="/mib-prereqs/")["Roles"] == []
     finally:
         endpoint.stop()
+
+
+def test_no_credentials_or_documents_in_info_logs(member: Any, captured_logs: Any) -> None:
+    from chalicelib.log import logger
+
+    logger.setLevel("INFO")
+    seen: list[dict] = []
+    install(aws.sts_client(), "after-call.sts.AssumeRole", lambda parsed, **_: seen.append(parsed["Credentials"]))
+    with Client(app, stage_name="local") as client:
+        body = {
+            "account_id": MEMBER,
+            "attachments": [
+                {"policy": "AWSMarketplaceFullAccess", "principal_type": "user", "principal_name": "alice"}
+            ],
+        }
+        assert (
+            client.http.put(
+                "/prerequisites/demo", headers={"content-type": "application/json"}, body=json.dumps(body)
+            ).status_code
+            == 201
+        )
+        assert client.http.get(f"/prerequisites/demo?account_id={MEMBER}").status_code == 200
+    logs = captured_logs.getvalue()
+    assert '"action":"create_role"' in logs  # it did log the changes
+    [creds] = seen
+    for secret in (creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]):
+        assert secret not in logs
+    assert "Statement" not in logs and "sts:AssumeRole" not in logs and "ssm:GetDocument" not in logs
