@@ -47,6 +47,7 @@ class Phase(IntEnum):
     STRIP = 8
     DELETE_ROLE = 9
     DELETE_PROFILE = 10
+    SEAL = 11
 
 
 @dataclass(frozen=True)
@@ -348,6 +349,23 @@ def _teardown(roles: Iterable[RoleState], profiles: Iterable[ProfileState]) -> l
     return out
 
 
+def _sealed_last(changes: list[Change], log_bucket: str, spec: Spec) -> list[Change]:
+    """Hold the digest back until the old roles are gone: it is what marks a set as settled."""
+    out = []
+    for c in changes:
+        tags = c.params.get("Tags")
+        if c.action in ("create_role", "tag_role") and tags:
+            kept = [t for t in tags if t["Key"] != records.DIGEST_TAG]
+            if c.action == "tag_role" and not kept:
+                continue
+            c = Change(c.action, c.resource, c.phase, c.reason, {**c.params, "Tags": kept})
+        out.append(c)
+    seal = [{"Key": records.DIGEST_TAG, "Value": records.digest(spec, log_bucket)}]
+    for name in (spec.instance_role_name, spec.automation_role_name):
+        out.append(Change("tag_role", f"role/{name}", Phase.SEAL, "tags", {"RoleName": name, "Tags": seal}))
+    return out
+
+
 def plan_converge(
     spec: Spec, target: Target, settings: Settings, actual: ActualState, keep_obsolete: bool = False
 ) -> Plan:
@@ -403,10 +421,12 @@ def plan_converge(
 
     if not keep_obsolete:
         keep = {spec.instance_role_name.lower(), spec.automation_role_name.lower()}
-        changes += _teardown(
+        teardown = _teardown(
             [r for r in roles if r.name.lower() not in keep],
             [p for p in profiles if p.name.lower() != spec.instance_role_name.lower()],
         )
+        if teardown:
+            changes = _sealed_last(changes, log_bucket, spec) + teardown
     return Plan(
         changes=_ordered(changes),
         instance_role=Named(spec.instance_role_name, inst_arn),

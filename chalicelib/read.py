@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from chalicelib import records
 from chalicelib.config import Settings
 from chalicelib.iam import IamGateway
-from chalicelib.policies import managed_policy_arn
+from chalicelib.policies import default_log_bucket, managed_policy_arn
 from chalicelib.spec import Attachment, Spec, default_role_names
 from chalicelib.state import ActualState, ProfileState, RoleState, Target
 
@@ -70,11 +70,32 @@ def _complete(
     return ActualState(roles, profiles, principals, existing, elsewhere)
 
 
+def _settled(spec: Spec, target: Target, roles: dict[str, RoleState]) -> bool:
+    """Both roles carry the digest of this very spec: the last converge to it finished.
+
+    A converge that renames writes that digest last, after the old roles are gone, so a
+    run that died half-way is never taken for settled.
+    """
+    bucket = spec.log_bucket or default_log_bucket(target.region, target.account_id)
+    want = records.digest(spec, bucket)
+    found = [roles.get(n.lower()) for n in (spec.instance_role_name, spec.automation_role_name)]
+    return all(
+        r is not None
+        and records.ownership(r.tags, spec.name, spec.owner) == "ours"
+        and r.tags.get(records.DIGEST_TAG) == want
+        for r in found
+    )
+
+
 def read_for_spec(gw: IamGateway, spec: Spec, target: Target, settings: Settings) -> ActualState:
-    """State for converging to ``spec``: the set's path plus the names the spec asks for."""
-    path = settings.set_path(spec.name)
-    roles = _roles(gw, [*(n for n, _ in gw.roles_under(path)), spec.instance_role_name, spec.automation_role_name])
-    profiles = _profiles(gw, [*[n for n, _ in gw.profiles_under(path)], spec.instance_role_name])
+    """State for converging to ``spec``: the names the spec asks for, and the set's path unless settled."""
+    roles = _roles(gw, [spec.instance_role_name, spec.automation_role_name])
+    profile_names = [spec.instance_role_name]
+    if not _settled(spec, target, roles):  # find what else the set holds: old roles, old profiles
+        path = settings.set_path(spec.name)
+        roles = _roles(gw, [n for n, _ in gw.roles_under(path)], roles)
+        profile_names += [n for n, _ in gw.profiles_under(path)]
+    profiles = _profiles(gw, profile_names)
     return _complete(gw, settings, target, spec.name, roles, profiles, spec.attachments)
 
 

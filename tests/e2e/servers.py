@@ -91,7 +91,8 @@ class LocalServers:
             raise
 
     def reset(self) -> None:
-        requests.post(f"{self.moto_url}/moto-api/reset", timeout=10).raise_for_status()
+        # Generous: a reset rebuilds every backend, and the machine may be busy.
+        requests.post(f"{self.moto_url}/moto-api/reset", timeout=60).raise_for_status()
 
     def stop(self) -> None:
         for proc in (self._api, self._moto):

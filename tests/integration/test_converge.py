@@ -383,3 +383,25 @@ def test_required_boundary_goes_on_every_created_role(moto_iam: Any, iam_calls: 
         bounded.converge(spec({"permissions_boundary": FULL}))
     assert iam_calls.writes == []
     assert bounded.converge(spec({"permissions_boundary": BOUNDARY})).plan.changes == ()
+
+
+def test_converged_set_costs_nine_reads_and_no_write(service: Service, builders: Any, iam_calls: CallLog) -> None:
+    service.converge(spec({"tags": {"team": "images"}}))
+    iam_calls.clear()
+    assert service.converge(spec({"tags": {"team": "images"}})).plan.changes == ()
+    assert iam_calls.writes == []
+    per_role = ["GetRole", "ListRolePolicies", "GetRolePolicy", "ListAttachedRolePolicies"]
+    assert sorted(iam_calls.reads) == sorted(per_role * 2 + ["GetInstanceProfile"])
+
+
+def test_a_set_that_is_not_settled_is_searched_by_its_path(service: Service, moto_iam: Any, iam_calls: CallLog) -> None:
+    service.converge(spec())
+    # A rename that died before its last write: the old role is still there and no digest says "settled".
+    remove = install(aws.iam_client(), "after-call.iam", CrashAfterWrite(3))
+    with pytest.raises(Crash):
+        service.converge(spec({"instance_role_name": "demo-NextInstance"}))
+    remove()
+    iam_calls.clear()
+    service.converge(spec({"instance_role_name": "demo-NextInstance"}))
+    assert "ListRoles" in iam_calls.reads and "DeleteRole" in iam_calls.writes
+    assert sorted(r["RoleName"] for r in moto_iam.list_roles()["Roles"]) == [AUTOMATION, "demo-NextInstance"]

@@ -253,11 +253,16 @@ def test_rename_is_make_before_break() -> None:
     kinds = actions(plan)
     assert kinds[0] == ("create_role", "role/demo-NewInstance")
     assert ("put_role_policy", "role/demo-AutomationRole/inline/AutomationRolePermissionsPolicy") in kinds
-    assert kinds[-3:] == [
+    assert kinds[-5:] == [
         ("delete_role_policy", "role/demo-InstanceRole/inline/InstanceRolePermissionsPolicy"),
         ("delete_role", "role/demo-InstanceRole"),
         ("delete_instance_profile", "instance-profile/demo-InstanceRole"),
+        # The digest that marks the set as settled is written only once the old role is gone.
+        ("tag_role", "role/demo-NewInstance"),
+        ("tag_role", "role/demo-AutomationRole"),
     ]
+    digest_writes = [c for c in plan.changes if records.DIGEST_TAG in str(c.params.get("Tags"))]
+    assert [c.phase for c in digest_writes] == [Phase.SEAL, Phase.SEAL]
     assert ("delete_role", "role/demo-AutomationRole") not in kinds
     create_at = kinds.index(("create_role", "role/demo-NewInstance"))
     assert create_at < kinds.index(
