@@ -11,7 +11,7 @@ PORT ?= 8000
 MOTO_PORT ?= 5000
 REGION ?= us-east-1
 
-.PHONY: run run-aws demo test lint format package rollout-sim
+.PHONY: run run-aws demo test lint format package rollout-sim bench
 N ?= 50
 CONCURRENCY ?= 10
 STAGE ?= dev
@@ -92,3 +92,7 @@ package: $(STAMP)
 # A simulated organization on moto: N member accounts through the hub, with a summary table.
 rollout-sim: $(STAMP)
 	$(BIN)/python -m bench.rollout_sim --accounts $(N) --concurrency $(CONCURRENCY)
+
+# What the service costs, each figure beside its baseline (medians of several runs).
+bench: $(STAMP)
+	$(BIN)/python -m bench.run

@@ -18,15 +18,23 @@ Namespace ``MibPrereqs``; every metric has the dimensions ``service`` and ``fron
 from __future__ import annotations
 
 import threading
+from functools import cache
+from typing import Any
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
 NAMESPACE = "MibPrereqs"
 SERVICE = "mib-prereqs"
 
-_metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+@cache
+def _provider() -> Any:
+    """Powertools Metrics, imported on first use: a cold start that emits nothing does not pay for it."""
+    from aws_lambda_powertools import Metrics
+
+    return Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
 # Powertools keeps one metric set per process; threads (chalice local, the rollout
 # simulator) must not interleave their figures in it.
 _lock = threading.Lock()
@@ -52,6 +60,9 @@ def emit(
 def _emit(
     front_end: str, converged: bool, changes: int, drift: bool, retries: int, failure: str | None, conflict: bool
 ) -> None:
+    from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+    _metrics = _provider()
     _metrics.add_dimension(name="front_end", value=front_end)
     _metrics.add_metric(name="Converges", unit=MetricUnit.Count, value=int(converged))
     _metrics.add_metric(name="ChangesApplied", unit=MetricUnit.Count, value=changes)

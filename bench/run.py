@@ -1,0 +1,263 @@
+"""`make bench`: what the service costs, each figure beside its baseline, in one table.
+
+    python -m bench.run            # full: medians of several runs
+    python -m bench.run --quick    # what `make test` runs: one run each, small sizes
+
+Counting API calls uses a botocore event hook; times are medians, compared as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from moto import mock_aws
+
+from bench import rollout_sim
+from chalicelib import aws
+from chalicelib.config import Settings
+from chalicelib.service import Service
+from chalicelib.spec import parse_rest_body
+from tests.conftest import WRITE_PREFIXES, load_marketplace_policies
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# terraform plan of the same resources: per role GetRole, ListRolePolicies, GetRolePolicy,
+# ListAttachedRolePolicies; the two role-policy resources GetRolePolicy again; GetInstanceProfile.
+TERRAFORM_PLAN_READS = 11
+
+
+@dataclass
+class Row:
+    figure: str
+    measured: str
+    target: str
+    baseline: str
+    ratio: str
+    met: bool
+
+
+class Calls:
+    def __init__(self, delay: float = 0.0) -> None:
+        self.names: list[str] = []
+        self.delay = delay
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        self.names.append(model.name)
+        if self.delay:
+            time.sleep(self.delay)
+
+    @property
+    def writes(self) -> int:
+        return sum(n.startswith(WRITE_PREFIXES) for n in self.names)
+
+    @property
+    def reads(self) -> int:
+        return len(self.names) - self.writes
+
+
+def _converge(name: str = "bench") -> None:
+    Service(Settings()).converge(parse_rest_body(name, {}, "rest"))
+
+
+def calls_and_latency(quick: bool) -> list[Row]:
+    rollout_sim.offline_env()
+    delay = 0.1
+    runs = 1 if quick else 3
+    with mock_aws():
+        aws.reset_caches()
+        load_marketplace_policies()
+        aws.own_target()  # the account id is cached per container; a warm container is measured
+        calls = Calls()
+        aws.iam_client().meta.events.register("before-call.iam", calls)
+        _converge()
+        writes = calls.writes
+        calls.names.clear()
+        _converge()
+        noop_reads, noop_writes = calls.reads, calls.writes
+        aws.iam_client().meta.events.unregister("before-call.iam", calls)
+
+        times, sequential = [], 0
+        for i in range(runs):
+            slow = Calls(delay)
+            aws.iam_client().meta.events.register("before-call.iam", slow)
+            started = time.monotonic()
+            _converge(f"lat{i}")
+            times.append(time.monotonic() - started)
+            aws.iam_client().meta.events.unregister("before-call.iam", slow)
+            sequential = len(slow.names)
+    rounds = statistics.median(times) / delay
+    return [
+        Row("IAM writes, fresh set", str(writes), "6", "6 (the seed's API steps)", f"{writes / 6:.2f}", writes == 6),
+        Row("IAM writes, converged set", str(noop_writes), "0", "0", "-", noop_writes == 0),
+        Row(
+            "IAM reads, converged set",
+            str(noop_reads),
+            "<= 9",
+            f"{TERRAFORM_PLAN_READS} (terraform plan)",
+            f"{noop_reads / TERRAFORM_PLAN_READS:.2f}",
+            noop_reads <= 9,
+        ),
+        Row(
+            "round trips, fresh create (100 ms/call)",
+            f"{rounds:.1f}",
+            "<= 4",
+            f"{sequential} (one call at a time)",
+            f"{rounds / sequential:.2f}",
+            rounds <= 4,
+        ),
+    ]
+
+
+PROBE = r"""
+import json, os, sys, time, urllib.request
+mode, url = sys.argv[1], sys.argv[2]
+event = json.loads(os.environ["BENCH_EVENT"])
+if mode == "service":
+    import app
+    class Ctx:
+        def get_remaining_time_in_millis(self): return 300000
+    app.custom_resource(event, Ctx())
+else:
+    import boto3
+    iam = boto3.client("iam")
+    boto3.client("sts").get_caller_identity()
+    for name in ("demo-InstanceRole", "demo-AutomationRole"):
+        iam.get_role(RoleName=name)
+        for p in iam.list_role_policies(RoleName=name)["PolicyNames"]:
+            iam.get_role_policy(RoleName=name, PolicyName=p)
+        iam.list_attached_role_policies(RoleName=name)
+    iam.get_instance_profile(InstanceProfileName="demo-InstanceRole")
+    body = json.dumps({"Status": "SUCCESS", "PhysicalResourceId": "x", "StackId": event["StackId"],
+                       "RequestId": event["RequestId"], "LogicalResourceId": "L", "Data": {}}).encode()
+    urllib.request.urlopen(urllib.request.Request(url, data=body, method="PUT", headers={"Content-Type": ""}))
+"""
+
+
+def cold_start(quick: bool) -> Row:
+    """A fresh process answering one replayed Create, against bare boto3 doing the same reads and PUT."""
+    from tests.cfn import ResponseEndpoint, event
+    from tests.e2e.servers import LocalServers
+
+    runs = 1 if quick else 7
+    with tempfile.TemporaryDirectory() as tmp:
+        servers = LocalServers(Path(tmp))
+        endpoint = ResponseEndpoint()
+        try:
+            env = {**servers.env, "POWERTOOLS_LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+            e = event(
+                "Create",
+                endpoint.url,
+                {"SetName": "demo"},
+                stack="arn:aws:cloudformation:us-east-1:123456789012:stack/bench/1",
+            )
+            env["BENCH_EVENT"] = json.dumps(e)
+            probe = [str(BIN / "python"), "-c", PROBE]
+            subprocess.run([*probe, "service", endpoint.url], env=env, cwd=ROOT, check=True, timeout=120)  # creates it
+
+            def timed(mode: str) -> float:
+                started = time.monotonic()
+                subprocess.run([*probe, mode, endpoint.url], env=env, cwd=ROOT, check=True, timeout=120)
+                return time.monotonic() - started
+
+            service = statistics.median(timed("service") for _ in range(runs))
+            bare = statistics.median(timed("bare") for _ in range(runs))
+        finally:
+            endpoint.stop()
+            servers.stop()
+    ratio = service / bare
+    return Row(
+        "cold start + no-op Create",
+        f"{service * 1000:.0f} ms",
+        "<= 1.3x bare",
+        f"{bare * 1000:.0f} ms (bare boto3)",
+        f"{ratio:.2f}",
+        ratio <= 1.3,
+    )
+
+
+def package_size() -> Row:
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
+        subprocess.run(
+            [str(BIN / "chalice"), "package", "--stage", "dev", f"{tmp}/out"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        size = Path(f"{tmp}/out/deployment.zip").stat().st_size
+    limit = 3 * 1024 * 1024
+    return Row(
+        "package zip (boto3 not vendored)",
+        f"{size / 1e6:.2f} MB",
+        "< 3 MB",
+        "3 MB",
+        f"{size / limit:.2f}",
+        size < limit,
+    )
+
+
+def scale(quick: bool) -> Row:
+    small, large = (4, 16) if quick else (25, 100)
+
+    def wall(n: int) -> float:
+        results = rollout_sim.simulate(accounts=n, concurrency=n, flaky_every=0, out=io.StringIO())
+        assert all(r.failed == 0 for r in results), [r.failures for r in results]
+        return results[0].seconds  # the Create phase: n concurrent events through one hub
+
+    t_small, t_large = wall(small), wall(large)
+    growth = t_large / t_small
+    return Row(
+        f"hub wall time, {large} vs {small} concurrent events",
+        f"{t_large:.2f} s",
+        f"< {large // small}x",
+        f"{t_small:.2f} s",
+        f"{growth:.2f}",
+        growth < large / small,
+    )
+
+
+def table(rows: list[Row]) -> str:
+    head = ("figure", "measured", "target", "baseline", "ratio", "met")
+    cells = [head] + [(r.figure, r.measured, r.target, r.baseline, r.ratio, "yes" if r.met else "NO") for r in rows]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def run(quick: bool) -> list[Row]:
+    from chalicelib.log import logger
+
+    logger.setLevel("ERROR")
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
+    rows = calls_and_latency(quick)
+    rows.append(cold_start(quick))
+    rows.append(package_size())
+    rows.append(scale(quick))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="one run each, small sizes (make test)")
+    args = parser.parse_args(argv)
+    rows = run(args.quick)
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
