@@ -10,8 +10,10 @@ left to botocore's ``standard`` retry mode.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
 
@@ -81,6 +83,7 @@ class IamGateway:
         self.deadline = deadline
         self._sleep = sleep
         self.retries = 0  # eventual-consistency retries, for the Retries metric
+        self._lock = threading.Lock()
 
     def _call(self, operation: str, **params: Any) -> Any:
         self.deadline.check()
@@ -137,12 +140,17 @@ class IamGateway:
         if role is None:
             return None
         name = role["RoleName"]
-        inline = {}
-        for policy_name in self._pages("list_role_policies", "PolicyNames", RoleName=name):
-            doc = self._get("get_role_policy", RoleName=name, PolicyName=policy_name)
-            if doc is not None:
-                inline[policy_name] = _document(doc["PolicyDocument"])
-        managed = self._pages("list_attached_role_policies", "AttachedPolicies", RoleName=name)
+
+        def inline_documents() -> dict[str, Any]:
+            names = self._pages("list_role_policies", "PolicyNames", RoleName=name)
+            with ThreadPoolExecutor(max_workers=max(1, min(4, len(names)))) as pool:
+                docs = pool.map(lambda p: self._get("get_role_policy", RoleName=name, PolicyName=p), names)
+                return {p: _document(d["PolicyDocument"]) for p, d in zip(names, docs, strict=True) if d is not None}
+
+        with ThreadPoolExecutor(max_workers=2) as pool:  # the two lists are independent
+            inline_future = pool.submit(inline_documents)
+            managed = self._pages("list_attached_role_policies", "AttachedPolicies", RoleName=name)
+            inline = inline_future.result()
         return RoleState(
             name=name,
             arn=role["Arn"],
@@ -213,6 +221,7 @@ class IamGateway:
                     ) from err
                 if self.deadline.remaining() < delay:
                     raise OutOfTime(f"{change.resource}: IAM answers {code}; repeat the request to finish") from err
-            self.retries += 1
+            with self._lock:
+                self.retries += 1
             self._sleep(delay)
             delay = min(delay * 2, 2.0)

@@ -32,14 +32,15 @@ from chalicelib.state import ActualState, ProfileState, RoleState, Target
 class Phase(IntEnum):
     """Dependency order of apply: make before break, record before attach, detach before forgetting.
 
-    Within CREATE the instance role comes first: IAM creates a name once, so that first write
-    is the lock that keeps two racing owners from splitting a set between them.
+    Changes of one phase run in parallel, one IAM entity at a time. LOCK holds only the creation
+    of the instance role: IAM creates a name once, so that first write is the lock that keeps two
+    racing owners from splitting a set between them.
     """
 
-    CREATE = 0
-    CONFIGURE = 1
-    PRUNE = 2
-    PROFILE = 3
+    LOCK = 0
+    CREATE = 1
+    CONFIGURE = 2
+    PRUNE = 3
     ATTACH = 4
     DETACH = 5
     RELEASE = 6
@@ -174,6 +175,7 @@ def _role_changes(
     tags: Mapping[str, str],
     boundary: str | None,
     actual: RoleState | None,
+    create_phase: Phase,
 ) -> list[Change]:
     res = f"role/{name}"
     ident = {"RoleName": actual.name if actual else name}
@@ -194,7 +196,7 @@ def _role_changes(
         }
         if boundary:
             params["PermissionsBoundary"] = boundary
-        return [Change("create_role", res, Phase.CREATE, "missing", params), put_policy]
+        return [Change("create_role", res, create_phase, "missing", params), put_policy]
 
     out = []
     if not same_document(actual.trust, trust):
@@ -247,7 +249,7 @@ def _profile_changes(
     add = Change(
         "add_role_to_instance_profile",
         f"{res}/role/{role_name}",
-        Phase.PROFILE,
+        Phase.CONFIGURE,
         "profile_membership",
         {**ident, "RoleName": role_name},
     )
@@ -256,7 +258,7 @@ def _profile_changes(
         create = Change(
             "create_instance_profile",
             res,
-            Phase.PROFILE,
+            Phase.CREATE,
             "missing",
             {"InstanceProfileName": name, "Path": path, "Tags": tag_list},
         )
@@ -268,7 +270,7 @@ def _profile_changes(
                 Change(
                     "remove_role_from_instance_profile",
                     f"{res}/role/{other}",
-                    Phase.PROFILE,
+                    Phase.CONFIGURE,
                     "profile_membership",
                     {**ident, "RoleName": other},
                 )
@@ -392,6 +394,7 @@ def plan_converge(
         records.role_tags(spec, records.INSTANCE, log_bucket),
         spec.permissions_boundary,
         inst_actual,
+        Phase.LOCK,
     )
     changes += _role_changes(
         spec.automation_role_name,
@@ -401,6 +404,7 @@ def plan_converge(
         records.role_tags(spec, records.AUTOMATION, log_bucket),
         spec.permissions_boundary,
         auto_actual,
+        Phase.CREATE,
     )
     changes += _profile_changes(
         spec.instance_role_name,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from chalicelib import records
 from chalicelib.config import Settings
@@ -11,24 +13,33 @@ from chalicelib.policies import default_log_bucket, managed_policy_arn
 from chalicelib.spec import Attachment, Spec, default_role_names
 from chalicelib.state import ActualState, ProfileState, RoleState, Target
 
+T = TypeVar("T")
+
+
+# Reads in flight at once (IAM answers reads of different entities independently).
+PARALLEL_READS = 4
+
+
+def _each(fn: Callable[[str], T | None], names: Iterable[str]) -> list[T]:
+    """``fn`` over distinct names (IAM names ignore case), in parallel; the ones that exist."""
+    distinct = list({n.lower(): n for n in names}.values())
+    if len(distinct) <= 1:
+        found = [fn(n) for n in distinct]
+    else:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(distinct))) as pool:
+            found = list(pool.map(fn, distinct))
+    return [f for f in found if f is not None]
+
 
 def _roles(gw: IamGateway, names: Iterable[str], known: dict[str, RoleState] | None = None) -> dict[str, RoleState]:
     found = dict(known or {})
-    for name in names:
-        if name.lower() not in found:
-            role = gw.role(name)
-            if role is not None:
-                found[role.name.lower()] = role
+    for role in _each(gw.role, [n for n in names if n.lower() not in found]):
+        found[role.name.lower()] = role
     return found
 
 
 def _profiles(gw: IamGateway, names: Iterable[str]) -> dict[str, ProfileState]:
-    found = {}
-    for name in {n.lower(): n for n in names}.values():
-        profile = gw.profile(name)
-        if profile is not None:
-            found[profile.name.lower()] = profile
-    return found
+    return {p.name.lower(): p for p in _each(gw.profile, names)}
 
 
 def _declared_elsewhere(gw: IamGateway, settings: Settings, set_name: str) -> frozenset[Attachment]:
@@ -89,13 +100,17 @@ def _settled(spec: Spec, target: Target, roles: dict[str, RoleState]) -> bool:
 
 def read_for_spec(gw: IamGateway, spec: Spec, target: Target, settings: Settings) -> ActualState:
     """State for converging to ``spec``: the names the spec asks for, and the set's path unless settled."""
-    roles = _roles(gw, [spec.instance_role_name, spec.automation_role_name])
-    profile_names = [spec.instance_role_name]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        named_roles = pool.submit(_roles, gw, [spec.instance_role_name, spec.automation_role_name])
+        named_profile = pool.submit(_profiles, gw, [spec.instance_role_name])
+    roles, profiles = named_roles.result(), named_profile.result()
     if not _settled(spec, target, roles):  # find what else the set holds: old roles, old profiles
         path = settings.set_path(spec.name)
-        roles = _roles(gw, [n for n, _ in gw.roles_under(path)], roles)
-        profile_names += [n for n, _ in gw.profiles_under(path)]
-    profiles = _profiles(gw, profile_names)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            in_path = pool.submit(gw.roles_under, path)
+            profiles_in_path = pool.submit(gw.profiles_under, path)
+        roles = _roles(gw, [n for n, _ in in_path.result()], roles)
+        profiles.update(_profiles(gw, [n for n, _ in profiles_in_path.result() if n.lower() not in profiles]))
     return _complete(gw, settings, target, spec.name, roles, profiles, spec.attachments)
 
 

@@ -6,6 +6,8 @@ Each one is read, plan, (apply), render. Nothing here knows HTTP or CloudFormati
 from __future__ import annotations
 
 import dataclasses
+import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +16,7 @@ from chalicelib.config import Settings
 from chalicelib.errors import InvalidSpec, SetNotFound
 from chalicelib.iam import Deadline, IamGateway
 from chalicelib.log import logger
-from chalicelib.plan import Plan, plan_converge, plan_delete, preconditions, set_resources
+from chalicelib.plan import Change, Plan, plan_converge, plan_delete, preconditions, set_resources
 from chalicelib.policies import managed_policy_arn
 from chalicelib.read import read_for_spec, read_set
 from chalicelib.spec import Spec, validate_account_id, validate_set_name
@@ -157,8 +159,36 @@ class Service:
         }
 
 
+# Independent IAM calls in flight at once: a few, to stay clear of IAM's throttling.
+PARALLEL_CALLS = 4
+
+
+def _entity(change: Change) -> str:
+    """The IAM entity a change writes to: changes of one entity keep their order."""
+    p = change.params
+    return str(p.get("InstanceProfileName") or p.get("RoleName") or p.get("UserName") or p.get("GroupName"))
+
+
 def apply(gw: IamGateway, plan: Plan, account_id: str) -> None:
-    """Execute the plan in order; a crash at any point is finished by the next converge."""
-    for change in plan.changes:
-        gw.execute(change)
-        logger.info("applied", extra={"account": account_id, "action": change.action, "resource": change.resource})
+    """Execute the plan phase by phase; within a phase, different entities in parallel.
+
+    A crash at any point is finished by the next converge.
+    """
+
+    def run(changes: list[Change]) -> None:
+        for change in changes:
+            gw.execute(change)
+            logger.info("applied", extra={"account": account_id, "action": change.action, "resource": change.resource})
+
+    for _, in_phase in itertools.groupby(plan.changes, key=lambda c: c.phase):
+        by_entity: dict[str, list[Change]] = {}
+        for change in in_phase:
+            by_entity.setdefault(_entity(change), []).append(change)
+        groups = list(by_entity.values())
+        if len(groups) == 1:
+            run(groups[0])
+            continue
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_CALLS, len(groups))) as pool:
+            futures = [pool.submit(run, g) for g in groups]
+        for future in futures:
+            future.result()  # every group has ended: raise the first error, nothing left running

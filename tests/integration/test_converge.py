@@ -308,7 +308,7 @@ def test_crash_before_converge_completes_is_visible_as_drift(service: Service, m
     remove()
     body = service.show("demo").render(with_drift=True)
     assert body["in_sync"] is False
-    assert {"create_instance_profile", "put_role_policy"} <= {d["action"] for d in body["drift"]}
+    assert {"put_role_policy", "add_role_to_instance_profile"} <= {d["action"] for d in body["drift"]}
 
 
 def test_lagging_entity_is_retried(service: Service, moto_iam: Any) -> None:

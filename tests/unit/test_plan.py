@@ -96,11 +96,13 @@ def test_fresh_set_is_six_writes_in_dependency_order() -> None:
     assert actions(plan) == [
         ("create_role", "role/demo-InstanceRole"),
         ("create_role", "role/demo-AutomationRole"),
+        ("create_instance_profile", "instance-profile/demo-InstanceRole"),
         ("put_role_policy", "role/demo-InstanceRole/inline/InstanceRolePermissionsPolicy"),
         ("put_role_policy", "role/demo-AutomationRole/inline/AutomationRolePermissionsPolicy"),
-        ("create_instance_profile", "instance-profile/demo-InstanceRole"),
         ("add_role_to_instance_profile", "instance-profile/demo-InstanceRole/role/demo-InstanceRole"),
     ]
+    # Three rounds of writes: the instance role alone (the set's lock), then two in parallel, then three.
+    assert [c.phase for c in plan.changes] == [Phase.LOCK, Phase.CREATE, Phase.CREATE] + [Phase.CONFIGURE] * 3
     create = plan.changes[0].params
     assert create["Path"] == "/mib-prereqs/demo/"
     assert {t["Key"] for t in create["Tags"]} >= {records.SET_TAG, records.OWNER_TAG, records.DIGEST_TAG}
