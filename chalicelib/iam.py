@@ -130,15 +130,12 @@ class IamGateway:
         tags = self._pages("list_role_tags", "Tags", RoleName=name)
         return {t["Key"]: t["Value"] for t in tags}
 
-    def role_header(self, name: str) -> dict[str, Any] | None:
-        found = self._get("get_role", RoleName=name)
-        return found["Role"] if found else None
-
-    def role(self, name: str, header: dict[str, Any] | None = None) -> RoleState | None:
+    def role(self, name: str) -> RoleState | None:
         """The whole role: trust, tags, boundary, inline documents, managed attachments."""
-        role = header or self.role_header(name)
-        if role is None:
+        found = self._get("get_role", RoleName=name)
+        if found is None:
             return None
+        role = found["Role"]
         name = role["RoleName"]
 
         def inline_documents() -> dict[str, Any]:

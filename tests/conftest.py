@@ -29,6 +29,8 @@ os.environ.update(SAFE_ENV)
 for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_IAM", "AWS_ENDPOINT_URL_STS"):
     os.environ.pop(var, None)
 
+# A policy document that widens a role: what a careless hand adds.
+ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 WRITE_PREFIXES = ("Create", "Put", "Delete", "Attach", "Detach", "Add", "Remove", "Tag", "Untag", "Update")
 
 

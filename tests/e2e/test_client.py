@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib.client import ApiError, PrereqsClient, main, sign
-
-WIDEN = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+from tests.conftest import ALLOW_ALL
 
 
 def cli(api: str, *args: str) -> tuple[int, str, str]:
@@ -37,7 +36,7 @@ def test_life_cycle_through_the_cli(api: str, iam: Any, tmp_path: Path) -> None:
     assert code == 0 and "nothing changed" in out
 
     assert cli(api, "show", "demo", "--check")[0] == 0
-    iam.put_role_policy(RoleName="demo-InstanceRole", PolicyName="widen", PolicyDocument=WIDEN)
+    iam.put_role_policy(RoleName="demo-InstanceRole", PolicyName="widen", PolicyDocument=ALLOW_ALL)
     code, out, _ = cli(api, "show", "demo", "--check")
     assert code == 2
     assert (

@@ -12,14 +12,13 @@ from chalicelib.config import Settings
 from chalicelib.errors import Conflict, Forbidden, InvalidSpec, MissingManagedPolicy, OutOfTime, SetNotFound, Throttled
 from chalicelib.service import Service
 from chalicelib.spec import parse_rest_body
-from tests.conftest import ACCOUNT, CallLog, iam_snapshot
+from tests.conftest import ACCOUNT, ALLOW_ALL, CallLog, iam_snapshot
 from tests.faults import Crash, CrashAfterWrite, FailCalls, install
 
 FULL = "arn:aws:iam::aws:policy/AWSMarketplaceFullAccess"
 READ = "arn:aws:iam::aws:policy/AWSMarketplaceRead-only"
 INSTANCE = "demo-InstanceRole"
 AUTOMATION = "demo-AutomationRole"
-ALLOW_ALL = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from chalice.test import Client
 
 from app import app, custom_resource
 from tests.cfn import Context, ResponseEndpoint, event
-from tests.integration.test_converge import ALLOW_ALL
+from tests.conftest import ALLOW_ALL
 
 
 def emf_blobs(text: str) -> list[dict[str, Any]]:
