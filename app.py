@@ -38,43 +38,46 @@ def openapi() -> Response:
 
 @app.route("/prerequisites", methods=["GET"], authorizer=iam_auth)
 def list_sets() -> Response:
-    req, svc = app.current_request, _rest_service()
-    return rest.handle(req, None, svc, lambda: (svc.list_sets(rest.query_param(req, "account_id")), 200))
+    req = app.current_request
+    account = rest.query_param(req, "account_id")
+    return rest.handle(req, None, _rest_service, lambda svc: (svc.list_sets(account), 200))
 
 
 @app.route("/prerequisites/{name}", methods=["PUT"], authorizer=iam_auth)
 def put_set(name: str) -> Response:
-    req, svc = app.current_request, _rest_service()
+    req = app.current_request
 
-    def run() -> tuple[dict, int]:
+    def run(svc: Service) -> tuple[dict, int]:
         result = svc.converge(parse_rest_body(name, rest.json_body(req), REST_OWNER))
         return result.render(), 201 if result.created else 200
 
-    return rest.handle(req, name, svc, run, writes=True)
+    return rest.handle(req, name, _rest_service, run, writes=True)
 
 
 @app.route("/prerequisites/{name}/plan", methods=["POST"], authorizer=iam_auth)
 def plan_set(name: str) -> Response:
-    req, svc = app.current_request, _rest_service()
+    req = app.current_request
 
-    def run() -> tuple[dict, int]:
+    def run(svc: Service) -> tuple[dict, int]:
         return svc.converge(parse_rest_body(name, rest.json_body(req), REST_OWNER), dry_run=True).render(), 200
 
-    return rest.handle(req, name, svc, run)
+    return rest.handle(req, name, _rest_service, run)
 
 
 @app.route("/prerequisites/{name}", methods=["GET"], authorizer=iam_auth)
 def get_set(name: str) -> Response:
-    req, svc = app.current_request, _rest_service()
+    req = app.current_request
     account = rest.query_param(req, "account_id")
-    return rest.handle(req, name, svc, lambda: (svc.show(name, account).render(with_drift=True), 200))
+    return rest.handle(req, name, _rest_service, lambda svc: (svc.show(name, account).render(with_drift=True), 200))
 
 
 @app.route("/prerequisites/{name}", methods=["DELETE"], authorizer=iam_auth)
 def delete_set(name: str) -> Response:
-    req, svc = app.current_request, _rest_service()
+    req = app.current_request
     account = rest.query_param(req, "account_id")
-    return rest.handle(req, name, svc, lambda: (svc.delete(name, REST_OWNER, account).render(), 200), writes=True)
+    return rest.handle(
+        req, name, _rest_service, lambda svc: (svc.delete(name, REST_OWNER, account).render(), 200), writes=True
+    )
 
 
 @app.lambda_function(name="custom_resource")

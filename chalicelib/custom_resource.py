@@ -268,18 +268,20 @@ def handle(
 
         def work() -> None:
             stack_name = str(event.get("StackId", "")).split("/")[1:2] or ["unknown"]
-            service = service_factory(f"cfn-{stack_name[0]}")
-            try:
+            service: Service | None = None
+            try:  # a broken deployment setting fails here too, and still gets its answer
+                service = service_factory(f"cfn-{stack_name[0]}")
                 result = _run(event, service, responder, max(remaining - CORE_MARGIN_SECONDS, 1.0))
             except PrereqError as err:
                 responder.respond("FAILED", _failure_id(event), str(err))
-                metrics.emit(FRONT_END, failure=type(err).__name__, conflict=err.status == 409, retries=service.retries)
+                retries = service.retries if service else 0
+                metrics.emit(FRONT_END, failure=type(err).__name__, conflict=err.status == 409, retries=retries)
                 return
             except Exception:
                 logger.exception("unexpected error")
                 reason = f"internal error; see the logs of request {event.get('RequestId')}"
                 responder.respond("FAILED", _failure_id(event), reason)
-                metrics.emit(FRONT_END, failure="Internal", retries=service.retries)
+                metrics.emit(FRONT_END, failure="Internal", retries=service.retries if service else 0)
                 return
             changes = len(result.plan.changes) if result else 0
             converging = result is not None and event.get("RequestType") in ("Create", "Update")

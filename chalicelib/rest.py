@@ -72,20 +72,23 @@ def caller_arn(request: Request) -> str | None:
 def handle(
     request: Request,
     name: str | None,
-    service: Service,
-    action: Callable[[], tuple[dict[str, Any], int]],
+    make_service: Callable[[], Service],
+    action: Callable[[Service], tuple[dict[str, Any], int]],
     writes: bool = False,
 ) -> Response:
     """Run one core operation and render its result or error in the REST contract's shape."""
     rid = request_id(request)
+    service: Service | None = None
     with logger.append_context_keys(request_id=rid, set=name, caller=caller_arn(request), route=request.path):
         try:
-            body, status = action()
+            service = make_service()  # inside: a broken deployment setting is a 500 with a request id too
+            body, status = action(service)
         except PrereqError as err:
             logger.info(
                 "request refused", extra={"status": err.status, "error": type(err).__name__, "reason": str(err)}
             )
-            metrics.emit("rest", failure=type(err).__name__, conflict=err.status == 409, retries=service.retries)
+            retries = service.retries if service else 0
+            metrics.emit("rest", failure=type(err).__name__, conflict=err.status == 409, retries=retries)
             if err.status in _RETRY_CODES:
                 return Response(
                     body={"Code": _RETRY_CODES[err.status], "Message": str(err)},
@@ -95,7 +98,7 @@ def handle(
             raise _CHALICE_ERRORS.get(err.status, ChaliceViewError)(str(err)) from err
         except Exception:
             logger.exception("unexpected error")
-            metrics.emit("rest", failure="Internal", retries=service.retries)
+            metrics.emit("rest", failure="Internal", retries=service.retries if service else 0)
             return Response(
                 body={"Code": "InternalServerError", "Message": f"an internal error occurred; request id {rid}"},
                 status_code=500,

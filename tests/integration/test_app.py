@@ -192,3 +192,8 @@ def test_every_route_but_health_requires_iam_auth() -> None:
     others = [entry for key, entry in routes.items() if key[0] != "/health"]
     assert len(others) == 6  # the five of the contract and /openapi.json
     assert all(type(e.authorizer).__name__ == "IAMAuthorizer" for e in others)
+
+
+def test_a_broken_setting_is_a_500_with_a_request_id(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUEST_BUDGET_SECONDS", "soon")  # not a number
+    assert_error(put(client, "demo", {}), 500, "InternalServerError", "request id ")

@@ -306,3 +306,12 @@ def test_watchdog_answers_before_the_deadline_when_iam_hangs(silent_iam, endpoin
     resp = endpoint.last()
     assert resp["Status"] == "FAILED" and "timed out" in resp["Reason"]
     assert resp["PhysicalResourceId"].startswith("mib-prereqs-failed/")
+
+
+def test_a_broken_setting_still_gets_an_answer_at_once(moto_iam: Any, endpoint: ResponseEndpoint, monkeypatch) -> None:
+    monkeypatch.setenv("MIB_PATH_PREFIX", "no-slashes")  # Settings.from_env refuses it
+    started = time.monotonic()
+    custom_resource(event("Create", endpoint.url, SET), Context())
+    assert time.monotonic() - started < 5  # not the watchdog, minutes later
+    resp = endpoint.last()
+    assert resp["Status"] == "FAILED" and "internal error" in resp["Reason"]
