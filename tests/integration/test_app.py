@@ -145,7 +145,8 @@ def test_ineligible_principal_is_403(client: Client, moto_iam: Any, monkeypatch:
     body = {
         "attachments": [{"policy": "AWSMarketplaceFullAccess", "principal_type": "user", "principal_name": "alice"}]
     }
-    with Client(app, stage_name="dev") as dev:  # dev leaves ELIGIBLE_PRINCIPAL_PATHS empty: nobody
+    monkeypatch.delenv("ELIGIBLE_PRINCIPAL_PATHS")  # unset, as the dev stage leaves it: nobody
+    with Client(app, stage_name="dev") as dev:
         assert_error(put(dev, "demo", body), 403, "ForbiddenError", "ELIGIBLE_PRINCIPAL_PATHS is unset (nobody)")
 
 
