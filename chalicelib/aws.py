@@ -11,7 +11,6 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
@@ -74,8 +73,9 @@ def session_name(caller: str) -> str:
     return name if len(name) >= 2 else "mib-prereqs"
 
 
-def _assume(role_arn: str, account_id: str, session: str, sleep: Callable[[float], None]) -> dict[str, Any]:
-    for attempt in range(1, ASSUME_ATTEMPTS + 1):
+def _assume(role_arn: str, account_id: str, session: str) -> dict[str, Any]:
+    attempt = 1
+    while True:
         try:
             return sts_client().assume_role(
                 RoleArn=role_arn, RoleSessionName=session, DurationSeconds=ASSUME_DURATION_SECONDS
@@ -89,13 +89,11 @@ def _assume(role_arn: str, account_id: str, session: str, sleep: Callable[[float
                     f"account_id: target account {account_id} cannot be reached: cannot assume {role_arn} "
                     f"({code}). Deploy templates/stackset-member.yaml there, trusting this service's role"
                 ) from err
-        sleep(0.25 * 2 ** (attempt - 1))
-    raise AssertionError("unreachable")
+        time.sleep(0.25 * 2 ** (attempt - 1))
+        attempt += 1
 
 
-def member_iam_client(
-    account_id: str, partition: str, role_name: str, caller: str, sleep: Callable[[float], None] = time.sleep
-) -> Any:
+def member_iam_client(account_id: str, partition: str, role_name: str, caller: str) -> Any:
     """An IAM client in a member account, through its provisioner role; cached until near expiry."""
     session = session_name(caller)
     key = (account_id, session)
@@ -104,7 +102,7 @@ def member_iam_client(
     if cached and cached[0] - time.time() > CREDENTIAL_MARGIN_SECONDS:
         return cached[1]
     role_arn = f"arn:{partition}:iam::{account_id}:role/{role_name}"
-    answer = _assume(role_arn, account_id, session, sleep)
+    answer = _assume(role_arn, account_id, session)
     reached = answer["AssumedRoleUser"]["Arn"].split(":")[4]
     if reached != account_id:
         raise AccountUnreachable(f"account_id: assuming {role_arn} reached account {reached}, not {account_id}")

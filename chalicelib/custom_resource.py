@@ -26,7 +26,7 @@ from chalicelib.errors import InvalidSpec, PrereqError, SetNotFound
 from chalicelib.log import logger
 from chalicelib.policies import default_log_bucket
 from chalicelib.service import Result, Service
-from chalicelib.spec import build_spec, validate_set_name
+from chalicelib.spec import Spec, build_spec, validate_set_name
 from chalicelib.spec import unknown as spec_unknown
 
 FRONT_END = "custom_resource"
@@ -96,8 +96,8 @@ def _list_of_objects(props: Mapping[str, Any], key: str, fields: Mapping[str, st
     return out
 
 
-def parse_properties(props: object, stack: Stack, owner: str) -> tuple[Any, bool]:
-    """The spec and RetainOnDelete of a resource's properties (all values are strings)."""
+def parse_properties(props: object, stack: Stack, owner: str) -> Spec:
+    """The spec of a resource's properties (all values are strings); RetainOnDelete is checked too."""
     if not isinstance(props, dict):
         raise InvalidSpec(["ResourceProperties: must be an object"])
     known = {"SetName", "RetainOnDelete", *PROPERTY_FIELDS, *IGNORED_PROPERTIES}
@@ -110,7 +110,7 @@ def parse_properties(props: object, stack: Stack, owner: str) -> tuple[Any, bool
         name = validate_set_name(props["SetName"])
     except InvalidSpec:
         raise InvalidSpec(["SetName: must match [A-Za-z0-9][A-Za-z0-9-]{0,31}"]) from None
-    retain = _flag(props, "RetainOnDelete")
+    _flag(props, "RetainOnDelete")  # read on Delete; a bad value is refused at Create already
     fields: dict[str, Any] = {f: props[p] for p, f in PROPERTY_FIELDS.items() if p in props and p not in ("Adopt",)}
     fields["adopt"] = _flag(props, "Adopt")
     fields["attachments"] = _list_of_objects(props, "Attachments", ITEM_FIELDS)
@@ -124,12 +124,12 @@ def parse_properties(props: object, stack: Stack, owner: str) -> tuple[Any, bool
     if fields.get("log_bucket") is None:  # the stack's region, not the hub's
         fields["log_bucket"] = default_log_bucket(stack.region, stack.account_id)
     try:
-        return build_spec(name, owner, fields, []), retain
+        return build_spec(name, owner, fields, [])
     except InvalidSpec as err:
         raise InvalidSpec([_cfn_name(p) for p in err.problems]) from None
 
 
-def physical_id(spec: Any) -> str:
+def physical_id(spec: Spec) -> str:
     """Deterministic: what changes it (account, set, role names) is what forces a replacement."""
     return "/".join((ID_PREFIX, spec.account_id, spec.name, spec.instance_role_name, spec.automation_role_name))
 
@@ -242,7 +242,7 @@ def _run(event: Mapping[str, Any], service: Service, responder: Responder, budge
         return result
     if kind not in ("Create", "Update"):
         raise InvalidSpec(["RequestType: must be Create, Update or Delete"])
-    spec, _retain = parse_properties(event.get("ResourceProperties"), stack, str(stack_id))
+    spec = parse_properties(event.get("ResourceProperties"), stack, str(stack_id))
     # An Update that keeps the id converges in place; one that changes it is a replacement,
     # whose old roles stay until CloudFormation deletes the old id.
     result = service.converge(spec, budget=budget, keep_obsolete=True)

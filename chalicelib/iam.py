@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote
@@ -58,12 +57,11 @@ def error_code(err: ClientError) -> str:
 class Deadline:
     """The time budget of one request."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
-        self._end = clock() + seconds
+    def __init__(self, seconds: float) -> None:
+        self._end = time.monotonic() + seconds
 
     def remaining(self) -> float:
-        return self._end - self._clock()
+        return self._end - time.monotonic()
 
     def check(self) -> None:
         if self.remaining() <= 0:
@@ -78,10 +76,9 @@ def _document(value: Any) -> Any:
 
 
 class IamGateway:
-    def __init__(self, client: Any, deadline: Deadline, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, client: Any, deadline: Deadline) -> None:
         self.client = client
         self.deadline = deadline
-        self._sleep = sleep
         self.retries = 0  # eventual-consistency retries, for the Retries metric
         self._lock = threading.Lock()
 
@@ -220,5 +217,5 @@ class IamGateway:
                     raise OutOfTime(f"{change.resource}: IAM answers {code}; repeat the request to finish") from err
             with self._lock:
                 self.retries += 1
-            self._sleep(delay)
+            time.sleep(delay)
             delay = min(delay * 2, 2.0)

@@ -157,3 +157,12 @@ def test_no_credentials_or_documents_in_info_logs(member: Any, captured_logs: An
     for secret in (creds["SecretAccessKey"], creds["SessionToken"], creds["AccessKeyId"]):
         assert secret not in logs
     assert "Statement" not in logs and "sts:AssumeRole" not in logs and "ssm:GetDocument" not in logs
+
+
+def test_throttled_assume_role_is_throttled_not_unreachable(member: Any) -> None:
+    from chalicelib.errors import Throttled
+    from tests.faults import FailCalls
+
+    install(aws.sts_client(), "before-call.sts.AssumeRole", FailCalls("AssumeRole", "Throttling", times=10))
+    with pytest.raises(Throttled, match="STS is throttling AssumeRole"):
+        Service(Settings()).converge(spec())
