@@ -116,12 +116,17 @@ class IamGateway:
 
     # ---- reads ----------------------------------------------------------
 
+    def _under(self, operation: str, key: str, name_key: str, path_prefix: str) -> list[tuple[str, str]]:
+        # The prefix is checked again here: an emulator that ignores PathPrefix (moto does, for
+        # instance profiles) must not make the service read every profile of the account.
+        items = self._pages(operation, key, PathPrefix=path_prefix)
+        return [(i[name_key], i["Path"]) for i in items if i["Path"].startswith(path_prefix)]
+
     def roles_under(self, path_prefix: str) -> list[tuple[str, str]]:
-        return [(r["RoleName"], r["Path"]) for r in self._pages("list_roles", "Roles", PathPrefix=path_prefix)]
+        return self._under("list_roles", "Roles", "RoleName", path_prefix)
 
     def profiles_under(self, path_prefix: str) -> list[tuple[str, str]]:
-        profiles = self._pages("list_instance_profiles", "InstanceProfiles", PathPrefix=path_prefix)
-        return [(p["InstanceProfileName"], p["Path"]) for p in profiles]
+        return self._under("list_instance_profiles", "InstanceProfiles", "InstanceProfileName", path_prefix)
 
     def role_tags(self, name: str) -> dict[str, str]:
         tags = self._pages("list_role_tags", "Tags", RoleName=name)

@@ -34,7 +34,8 @@ class Phase(IntEnum):
 
     Changes of one phase run in parallel, one IAM entity at a time. LOCK holds only the creation
     of the instance role: IAM creates a name once, so that first write is the lock that keeps two
-    racing owners from splitting a set between them.
+    racing owners from splitting a set between them. When none of the set's names exists, the
+    service sends it alongside the search of the set's path (the claim, see ``release_claim``).
     """
 
     LOCK = 0
@@ -439,6 +440,12 @@ def plan_converge(
         attachments=spec.attachments,
         warnings=spec.warnings,
     )
+
+
+def release_claim(claim: Change) -> Change:
+    """Undo the claim of a fresh instance role (see ``Phase.LOCK``): it is deleted while still bare."""
+    ident = {"RoleName": claim.params["RoleName"]}
+    return Change("delete_role", claim.resource, Phase.DELETE_ROLE, "conflict", ident)
 
 
 def _names_in_use(roles: list[RoleState], leaving: set[str]) -> set[str]:

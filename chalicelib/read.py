@@ -64,19 +64,26 @@ def _complete(
     profiles: dict[str, ProfileState],
     desired: Iterable[Attachment],
     check_policies: bool = True,
+    known: ActualState | None = None,
 ) -> ActualState:
-    """Add the attachment facts: principals, policies that exist, other sets' declarations."""
+    """Add the attachment facts: principals, policies that exist, other sets' declarations.
+
+    Facts already in ``known`` are not read again.
+    """
     desired = set(desired)
     recorded: set[Attachment] = set()
     for role in roles.values():
         if role.tags.get(records.SET_TAG) == set_name:
             recorded |= records.recorded_attachments(role.tags)
+    known = known or ActualState()
     principals = {
-        (a.principal_type, a.principal_name): gw.principal(a.principal_type, a.principal_name)
-        for a in sorted(desired | recorded)
+        key: known.principals.get(key) or gw.principal(*key)
+        for key in sorted({(a.principal_type, a.principal_name) for a in desired | recorded})
     }
     policies = {managed_policy_arn(target.partition, a.policy) for a in desired} if check_policies else set()
-    existing = frozenset(arn for arn in sorted(policies) if gw.policy_exists(arn))
+    existing = known.existing_policies | {
+        arn for arn in sorted(policies - known.existing_policies) if gw.policy_exists(arn)
+    }
     elsewhere = _declared_elsewhere(gw, settings, set_name) if recorded - desired else frozenset()
     return ActualState(roles, profiles, principals, existing, elsewhere)
 
@@ -98,20 +105,46 @@ def _settled(spec: Spec, target: Target, roles: dict[str, RoleState]) -> bool:
     )
 
 
-def read_for_spec(gw: IamGateway, spec: Spec, target: Target, settings: Settings) -> ActualState:
-    """State for converging to ``spec``: the names the spec asks for, and the set's path unless settled."""
+def read_named(gw: IamGateway, spec: Spec, target: Target, settings: Settings) -> tuple[ActualState, bool]:
+    """The names the spec asks for and the facts of its attachments; and whether the set is settled.
+
+    Settled, this is all a converge needs (the no-op costs 9 reads); otherwise :func:`read_path`
+    finds what else the set holds.
+    """
     with ThreadPoolExecutor(max_workers=2) as pool:
         named_roles = pool.submit(_roles, gw, [spec.instance_role_name, spec.automation_role_name])
         named_profile = pool.submit(_profiles, gw, [spec.instance_role_name])
     roles, profiles = named_roles.result(), named_profile.result()
-    if not _settled(spec, target, roles):  # find what else the set holds: old roles, old profiles
-        path = settings.set_path(spec.name)
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            in_path = pool.submit(gw.roles_under, path)
-            profiles_in_path = pool.submit(gw.profiles_under, path)
-        roles = _roles(gw, [n for n, _ in in_path.result()], roles)
-        profiles.update(_profiles(gw, [n for n, _ in profiles_in_path.result() if n.lower() not in profiles]))
-    return _complete(gw, settings, target, spec.name, roles, profiles, spec.attachments)
+    actual = _complete(gw, settings, target, spec.name, roles, profiles, spec.attachments)
+    return actual, _settled(spec, target, roles)
+
+
+def read_path(
+    gw: IamGateway, spec: Spec, target: Target, settings: Settings, known: ActualState, skip: Iterable[str] = ()
+) -> ActualState:
+    """``known`` plus what else the set holds under its path: old roles and profiles of a rename.
+
+    ``skip``: names this request has just created, which the listing may or may not show.
+    Returns ``known`` itself when the path holds nothing more.
+    """
+    path = settings.set_path(spec.name)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        in_path = pool.submit(gw.roles_under, path)
+        profiles_in_path = pool.submit(gw.profiles_under, path)
+    seen = {n.lower() for n in skip}
+    more_roles = [n for n, _ in in_path.result() if n.lower() not in {*seen, *known.roles}]
+    more_profiles = [n for n, _ in profiles_in_path.result() if n.lower() not in {*seen, *known.profiles}]
+    if not more_roles and not more_profiles:
+        return known
+    roles = _roles(gw, more_roles, dict(known.roles))
+    profiles = {**known.profiles, **_profiles(gw, more_profiles)}
+    return _complete(gw, settings, target, spec.name, roles, profiles, spec.attachments, known=known)
+
+
+def read_for_spec(gw: IamGateway, spec: Spec, target: Target, settings: Settings) -> ActualState:
+    """State for converging to ``spec``: the names the spec asks for, and the set's path unless settled."""
+    actual, settled = read_named(gw, spec, target, settings)
+    return actual if settled else read_path(gw, spec, target, settings, actual)
 
 
 def read_set(

@@ -7,20 +7,21 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Settings
-from chalicelib.errors import InvalidSpec, SetNotFound
+from chalicelib.errors import Conflict, InvalidSpec, SetNotFound
 from chalicelib.iam import Deadline, IamGateway
 from chalicelib.log import logger
-from chalicelib.plan import Change, Plan, plan_converge, plan_delete, preconditions, set_resources
+from chalicelib.plan import Change, Phase, Plan, plan_converge, plan_delete, preconditions, release_claim, set_resources
 from chalicelib.policies import managed_policy_arn
-from chalicelib.read import read_for_spec, read_set
+from chalicelib.read import read_named, read_path, read_set
 from chalicelib.spec import Spec, validate_account_id, validate_set_name
-from chalicelib.state import Target
+from chalicelib.state import ActualState, Target
 
 REST_OWNER = "rest"
 
@@ -93,14 +94,41 @@ class Service:
         """Bring the set to ``spec`` (or, with ``dry_run``, say what that would change)."""
         spec = self._bounded(spec)
         target, gw = self._open(spec.account_id, budget)
-        actual = read_for_spec(gw, spec, target, self.settings)
-        preconditions(spec, target, self.settings, actual)
+        actual, settled = read_named(gw, spec, target, self.settings)
+        preconditions(spec, target, self.settings, actual)  # before any write
+        if not settled:
+            if actual.empty and not dry_run:
+                return self._create(gw, spec, target, actual, keep_obsolete)
+            actual = read_path(gw, spec, target, self.settings, actual)
+            preconditions(spec, target, self.settings, actual)
         plan = plan_converge(spec, target, self.settings, actual, keep_obsolete=keep_obsolete)
-        roles, profiles = set_resources(spec.name, actual)
-        created = not roles and not profiles
         if not dry_run:
-            apply(gw, plan, target.account_id)
-        return Result(spec, target, plan, created=created)
+            apply(gw, plan.changes, target.account_id)
+        return Result(spec, target, plan, created=not any(set_resources(spec.name, actual)))
+
+    def _create(self, gw: IamGateway, spec: Spec, target: Target, named: ActualState, keep_obsolete: bool) -> Result:
+        """None of the names exists: claim the instance role while the set's path is searched.
+
+        Creating the instance role is the lock (IAM creates a name once); sending it alongside
+        the search saves a round trip. Should the search find the set owned by someone else,
+        the claimed role, still bare, is deleted again before the conflict is raised.
+        """
+        plan = plan_converge(spec, target, self.settings, named, keep_obsolete=keep_obsolete)
+        claim = next(c for c in plan.changes if c.phase is Phase.LOCK)
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            claimed = pool.submit(_execute, gw, claim, target.account_id)
+            searched = pool.submit(read_path, gw, spec, target, self.settings, named, (spec.instance_role_name,))
+        claimed.result()
+        actual = searched.result()
+        if actual is not named:  # the set has more: a rename, or someone else's set under other names
+            try:
+                preconditions(spec, target, self.settings, actual)
+            except Conflict:
+                _execute(gw, release_claim(claim), target.account_id)
+                raise
+            plan = plan_converge(spec, target, self.settings, actual, keep_obsolete=keep_obsolete)
+        apply(gw, [c for c in plan.changes if c.phase is not Phase.LOCK], target.account_id)
+        return Result(spec, target, plan, created=not any(set_resources(spec.name, actual)))
 
     def _bounded(self, spec: Spec) -> Spec:
         """Put the deployment's required permissions boundary on the spec, or refuse another one."""
@@ -137,7 +165,7 @@ class Service:
         if actual.empty:
             raise SetNotFound(f"no prerequisite set named {name} in account {target.account_id}")
         plan = plan_delete(name, owner, target, actual, only=only)
-        apply(gw, plan, target.account_id)
+        apply(gw, plan.changes, target.account_id)
         return Result(spec, target, plan)
 
     def list_sets(self, account_id: str | None = None) -> dict[str, Any]:
@@ -164,23 +192,26 @@ PARALLEL_CALLS = 4
 
 
 def _entity(change: Change) -> str:
-    """The IAM entity a change writes to: changes of one entity keep their order."""
-    p = change.params
-    return str(p.get("InstanceProfileName") or p.get("RoleName") or p.get("UserName") or p.get("GroupName"))
+    """The IAM entity a change writes to (``role/x``, ``instance-profile/x``): its changes keep their order."""
+    return "/".join(change.resource.split("/", 2)[:2])
 
 
-def apply(gw: IamGateway, plan: Plan, account_id: str) -> None:
-    """Execute the plan phase by phase; within a phase, different entities in parallel.
+def _execute(gw: IamGateway, change: Change, account_id: str) -> None:
+    gw.execute(change)
+    logger.info("applied", extra={"account": account_id, "action": change.action, "resource": change.resource})
+
+
+def apply(gw: IamGateway, changes: Iterable[Change], account_id: str) -> None:
+    """Execute planned changes phase by phase; within a phase, different entities in parallel.
 
     A crash at any point is finished by the next converge.
     """
 
-    def run(changes: list[Change]) -> None:
-        for change in changes:
-            gw.execute(change)
-            logger.info("applied", extra={"account": account_id, "action": change.action, "resource": change.resource})
+    def run(group: list[Change]) -> None:
+        for change in group:
+            _execute(gw, change, account_id)
 
-    for _, in_phase in itertools.groupby(plan.changes, key=lambda c: c.phase):
+    for _, in_phase in itertools.groupby(changes, key=lambda c: c.phase):
         by_entity: dict[str, list[Change]] = {}
         for change in in_phase:
             by_entity.setdefault(_entity(change), []).append(change)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,11 +29,14 @@ class CrashAfterWrite:
     def __init__(self, k: int) -> None:
         self.k = k
         self.writes = 0
+        self._lock = threading.Lock()  # writes of different entities run in parallel
 
     def __call__(self, model: Any, http_response: Any, **_: Any) -> None:
         if model.name.startswith(WRITE_PREFIXES) and http_response.status_code < 300:
-            self.writes += 1
-            if self.writes == self.k:
+            with self._lock:
+                self.writes += 1
+                crash = self.writes == self.k
+            if crash:
                 raise Crash(f"crash after write {self.k} ({model.name})")
 
 

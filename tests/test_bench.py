@@ -18,3 +18,14 @@ def test_quick_bench_prints_every_figure_and_the_counts_hold() -> None:
     text = bench.table(rows)
     assert len(text.splitlines()) == len(rows) + 2
     print(text)
+
+
+def test_critical_path_counts_round_trips_not_calls() -> None:
+    calls = bench.Calls()
+    # Three calls at once, then two at once, then one: three round trips for six calls.
+    calls.spans = [(0, 1), (0, 1.1), (0.05, 1), (1.2, 2), (1.15, 2.1), (2.2, 3)]
+    assert calls.critical_path() == 3
+    calls.spans = [(0, 1), (1, 2), (2, 3)]  # one at a time
+    assert calls.critical_path() == 3
+    calls.spans = []
+    assert calls.critical_path() == 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -404,3 +406,95 @@ def test_a_set_that_is_not_settled_is_searched_by_its_path(service: Service, mot
     service.converge(spec({"instance_role_name": "demo-NextInstance"}))
     assert "ListRoles" in iam_calls.reads and "DeleteRole" in iam_calls.writes
     assert sorted(r["RoleName"] for r in moto_iam.list_roles()["Roles"]) == [AUTOMATION, "demo-NextInstance"]
+
+
+class Waves:
+    """A before-call hook that holds every call until all calls of its wave are in flight.
+
+    Each wave is a list of operation names. A call that is not expected in the current wave, or
+    a wave whose calls never meet (they were made one after another), fails the request.
+    """
+
+    def __init__(self, *waves: list[str]) -> None:
+        self.left = [Counter(w) for w in waves]
+        self.barriers = [threading.Barrier(len(w), timeout=10) for w in waves]
+        self.current = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, model: Any, **_: Any) -> None:
+        with self._lock:
+            i = self.current
+            assert i < len(self.left) and self.left[i][model.name] > 0, f"{model.name} is not expected in wave {i + 1}"
+            self.left[i][model.name] -= 1
+            if not +self.left[i]:
+                self.current += 1
+        self.barriers[i].wait()
+
+
+def test_fresh_create_is_four_waves_of_parallel_calls(service: Service) -> None:
+    waves = Waves(
+        ["GetRole", "GetRole", "GetInstanceProfile"],
+        ["CreateRole", "ListRoles", "ListInstanceProfiles"],  # the claim goes out with the search
+        ["CreateRole", "CreateInstanceProfile"],
+        ["PutRolePolicy", "PutRolePolicy", "AddRoleToInstanceProfile"],
+    )
+    remove = install(aws.iam_client(), "before-call.iam", waves)
+    try:
+        service.converge(spec())
+    finally:
+        remove()
+    assert waves.current == 4
+    assert service.show("demo").plan.changes == ()
+
+
+def test_claim_is_undone_when_the_path_holds_another_owners_set(
+    service: Service, moto_iam: Any, iam_calls: CallLog
+) -> None:
+    names = {"instance_role_name": "demo-TheirInstance", "automation_role_name": "demo-TheirAutomation"}
+    service.converge(spec(names, owner="them"))
+    before = iam_snapshot(moto_iam)
+    iam_calls.clear()
+    with pytest.raises(Conflict, match="set demo is owned by 'them'"):
+        service.converge(spec())
+    assert iam_calls.writes == ["CreateRole", "DeleteRole"]  # the claimed role, bare, and nothing else
+    assert iam_snapshot(moto_iam) == before
+
+
+def test_claim_lost_to_a_concurrent_request_is_a_conflict(service: Service, moto_iam: Any) -> None:
+    """Another request creates the instance role between this one's reads and its claim."""
+
+    fired: list[bool] = []
+
+    def sneak(model: Any, **_: Any) -> None:
+        if model.name == "CreateRole" and not fired:
+            fired.append(True)
+            Service(Settings()).converge(spec(owner="them"))
+
+    remove = install(aws.iam_client(), "before-call.iam", sneak)
+    try:
+        with pytest.raises(Conflict, match="created by a concurrent request"):
+            service.converge(spec())
+    finally:
+        remove()
+    assert service.show("demo", owner="them").plan.changes == ()  # the winner's set is whole
+
+
+def test_renaming_every_name_goes_through_the_claim_and_prunes_the_old_set(service: Service, moto_iam: Any) -> None:
+    service.converge(spec({"attachments": []}))
+    renamed = {"instance_role_name": "demo-NewInstance", "automation_role_name": "demo-NewAutomation"}
+    result = service.converge(spec(renamed))
+    assert not result.created
+    assert sorted(r["RoleName"] for r in moto_iam.list_roles()["Roles"]) == ["demo-NewAutomation", "demo-NewInstance"]
+    assert [p["InstanceProfileName"] for p in moto_iam.list_instance_profiles()["InstanceProfiles"]] == [
+        "demo-NewInstance"
+    ]
+    assert service.converge(spec(renamed)).plan.changes == ()
+
+
+def test_fresh_create_reads_nothing_of_other_sets(service: Service, iam_calls: CallLog) -> None:
+    service.converge(spec(name="first"))
+    iam_calls.clear()
+    service.converge(spec())
+    reads = ["GetRole", "GetRole", "GetInstanceProfile", "ListRoles", "ListInstanceProfiles"]
+    assert sorted(iam_calls.reads) == sorted(reads)
+    assert len(iam_calls.writes) == 6

@@ -8,6 +8,7 @@ set is ever touched.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,17 +35,25 @@ AFTER = {
 
 
 class FaultAtWrite:
-    """Applies one fault to the k-th write call of the service's IAM client."""
+    """Applies one fault to the k-th write call of the service's IAM client.
+
+    Writes of different entities run in parallel threads: the k-th is marked by its thread,
+    so the crash follows exactly that call.
+    """
 
     def __init__(self, k: int, fault: str) -> None:
         self.k, self.fault, self.writes = k, fault, 0
+        self.victim: int | None = None
+        self._lock = threading.Lock()
 
     def before(self, model: Any, **_: Any) -> Any:
         if not model.name.startswith(WRITE_PREFIXES):
             return None
-        self.writes += 1
-        if self.writes != self.k:
-            return None
+        with self._lock:
+            self.writes += 1
+            if self.writes != self.k:
+                return None
+            self.victim = threading.get_ident()
         if self.fault == "throttled":
             return error_response("Throttling", 400)
         if self.fault == "service_failure":
@@ -54,8 +63,13 @@ class FaultAtWrite:
         return None
 
     def after(self, model: Any, **_: Any) -> None:
-        if self.fault == "crash" and model.name.startswith(WRITE_PREFIXES) and self.writes == self.k:
-            raise Crash(f"crash after write {self.k} ({model.name})")
+        if self.fault != "crash" or not model.name.startswith(WRITE_PREFIXES):
+            return
+        with self._lock:
+            if self.victim != threading.get_ident():
+                return
+            self.victim = None
+        raise Crash(f"crash after write {self.k} ({model.name})")
 
 
 @pytest.fixture(scope="module")
