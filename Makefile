@@ -23,12 +23,12 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+	$(BIN)/ruff check . .chalice
+	$(BIN)/ruff format --check . .chalice
 
 format: $(STAMP)
-	$(BIN)/ruff format .
-	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format . .chalice
+	$(BIN)/ruff check --fix . .chalice
 
 test: lint
 	$(BIN)/pytest -q
@@ -82,11 +82,13 @@ run-aws: $(STAMP)
 	@echo "mib-prereqs API on http://$(HOST):$(PORT), acting on REAL AWS with your current credentials"
 	$(BIN)/chalice local --stage dev --host $(HOST) --port $(PORT) --no-autoreload
 
-# The deployable hub: Chalice's template merged with templates/service.yaml, and the zip.
+# The deployable hub: Chalice's template merged with templates/service.yaml, and the zip, with
+# bytecode for what a cold start imports (see .chalice/precompile.py).
 # Offline: no AWS call is made; the region only fills Chalice's template.
 package: $(STAMP)
 	rm -rf $(OUT)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-$(REGION)} $(BIN)/chalice package --stage $(STAGE) --merge-template templates/service.yaml $(OUT)
+	$(BIN)/python .chalice/precompile.py $(OUT)/deployment.zip
 	@echo "wrote $(OUT)/sam.yaml and $(OUT)/deployment.zip"
 
 # A simulated organization on moto: N member accounts through the hub, with a summary table.

@@ -50,10 +50,14 @@ class PhaseResult:
 
 
 class CallCounter:
-    """Counts every AWS API call of every client the hub creates (a botocore event hook)."""
+    """Counts every AWS API call of every client the hub creates (a botocore event hook).
 
-    def __init__(self) -> None:
+    ``latency`` delays each call as a real endpoint would: moto answers in microseconds.
+    """
+
+    def __init__(self, latency: float = 0.0) -> None:
         self.calls: Counter[str] = Counter()
+        self.latency = latency
         self._lock = threading.Lock()
         self._original = boto3.session.Session.client
 
@@ -74,6 +78,8 @@ class CallCounter:
     def count(self, model: Any, **_: Any) -> None:
         with self._lock:
             self.calls[model.name] += 1
+        if self.latency:
+            time.sleep(self.latency)
 
     def total(self) -> int:
         with self._lock:
@@ -187,8 +193,14 @@ def offline_env() -> None:
 
 
 def simulate(
-    accounts: int = 50, concurrency: int = 10, flaky_every: int = 10, out: Any = sys.stdout
+    accounts: int = 50,
+    concurrency: int = 10,
+    flaky_every: int = 10,
+    out: Any = sys.stdout,
+    latency: float = 0.0,
+    phases: tuple[str, ...] = PHASES,
 ) -> list[PhaseResult]:
+    """Run the phases through the hub; ``latency`` seconds are added to every AWS call it makes."""
     offline_env()
     members = member_ids(accounts)
     flaky = {a for i, a in enumerate(members) if flaky_every and i % flaky_every == 0}
@@ -198,10 +210,10 @@ def simulate(
         prepare_members(members)
         endpoint = ResponseEndpoint()
         propagation = Propagation(flaky)
-        aws.sts_client().meta.events.register("before-call.sts.AssumeRole", propagation)
         try:
-            with CallCounter() as counter:
-                for phase in PHASES:
+            with CallCounter(latency) as counter:
+                aws.sts_client().meta.events.register("before-call.sts.AssumeRole", propagation)
+                for phase in phases:
                     results.append(run_phase(phase, members, concurrency, endpoint, counter, propagation, out))
                     aws.reset_caches()  # a new Lambda container per phase: credentials are assumed again
                     aws.sts_client().meta.events.register("before-call.sts.AssumeRole", propagation)

@@ -37,10 +37,15 @@ _assumed: dict[tuple[str, str], tuple[float, Any]] = {}
 
 
 @cache
+def _session() -> boto3.session.Session:
+    """One session for every client: a session loads botocore's data files, once is enough."""
+    return boto3.session.Session()
+
+
+@cache
 def _client(service: str) -> Any:
-    # boto3's default session is not thread-safe for client creation.
-    with _lock:
-        return boto3.session.Session().client(service, config=CLIENT_CONFIG)
+    with _lock:  # a boto3 session is not thread-safe for client creation
+        return _session().client(service, config=CLIENT_CONFIG)
 
 
 def iam_client() -> Any:
@@ -107,12 +112,14 @@ def member_iam_client(account_id: str, partition: str, role_name: str, caller: s
     if reached != account_id:
         raise AccountUnreachable(f"account_id: assuming {role_arn} reached account {reached}, not {account_id}")
     creds = answer["Credentials"]
-    client = boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"],
-        aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"],
-    ).client("iam", config=CLIENT_CONFIG)
     with _lock:
+        client = _session().client(
+            "iam",
+            config=CLIENT_CONFIG,
+            aws_access_key_id=creds["AccessKeyId"],
+            aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"],
+        )
         _assumed[key] = (creds["Expiration"].timestamp(), client)
     return client
 
@@ -120,6 +127,7 @@ def member_iam_client(account_id: str, partition: str, role_name: str, caller: s
 def reset_caches() -> None:
     """Forget clients, identity and assumed credentials (tests switch endpoints and accounts)."""
     _client.cache_clear()
+    _session.cache_clear()
     _own_identity.cache_clear()
     with _lock:
         _assumed.clear()

@@ -255,7 +255,7 @@ def _tags(key: str, value: object) -> tuple[tuple[str, str], ...]:
     problems: list[str] = []
     lowered: set[str] = set()
     for k, v in value.items():
-        where = f"{key}.{k}"
+        where = f"{key}.{k}" if k.isprintable() else f"{key}.{k[:64]!r}"  # a line break must not split it
         if not 1 <= len(k) <= 128 or not _tag_chars_ok(k):
             problems.append(f"{where}: key must be 1-128 letters, digits, spaces or _.:/=+-@")
         elif k.lower().startswith("aws:"):

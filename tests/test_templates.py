@@ -36,15 +36,7 @@ def load(path: Path) -> Any:
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("package") / "out"
-    env = {**os.environ, "AWS_DEFAULT_REGION": "us-east-1"}
-    subprocess.run(
-        [str(BIN / "chalice"), "package", "--stage", "dev", "--merge-template", "templates/service.yaml", str(out)],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
+    subprocess.run(["make", "-s", "package", f"OUT={out}"], cwd=ROOT, check=True, capture_output=True, timeout=600)
     return out
 
 
@@ -254,3 +246,23 @@ def test_required_boundary_is_enforced_by_iam_too(packaged: Path) -> None:
     for fn in ("APIHandler", "CustomResource"):
         env = t["Resources"][fn]["Properties"]["Environment"]["Variables"]
         assert env["REQUIRED_PERMISSIONS_BOUNDARY"] == {"Ref": "RequiredPermissionsBoundary"}
+
+
+def test_package_holds_bytecode_for_every_module_a_cold_start_imports(packaged: Path, tmp_path: Path) -> None:
+    """Lambda cannot write __pycache__: each module `import app` loads comes from the zip's bytecode."""
+    with zipfile.ZipFile(packaged / "deployment.zip") as zf:
+        names = zf.namelist()
+        zf.extractall(tmp_path)
+    assert len(names) == len(set(names)), "an entry is in the zip twice"
+    assert f"chalicelib/__pycache__/service.{sys.implementation.cache_tag}.pyc" in names
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "PYTHONDONTWRITEBYTECODE": "1", "AWS_DEFAULT_REGION": "us-east-1"}
+    verbose = subprocess.run(
+        [sys.executable, "-v", "-c", "import app"], cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+    ).stderr
+    from_package = [line for line in verbose.splitlines() if str(tmp_path) in line]
+    loaded = [line for line in from_package if line.startswith("# code object from")]
+    assert any("chalicelib/__pycache__/custom_resource" in line for line in loaded)
+    assert any("aws_lambda_powertools/logging/__pycache__/logger" in line for line in loaded)
+    compiled = [line for line in from_package if line.startswith("# code object from") and ".pyc" not in line]
+    assert not compiled, compiled
+    assert len(loaded) >= 60

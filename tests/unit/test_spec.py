@@ -208,6 +208,7 @@ def test_deprecated_policy_warns() -> None:
         ({"": "v"}, "tags.: key must be 1-128"),
         ({"k" * 129: "v"}, "key must be 1-128"),
         ({"bad#key": "v"}, "tags.bad#key: key must be"),
+        ({"a\nb": "v"}, "tags.'a\\nb': key must be"),
         ({"aws:owner": "v"}, "tags.aws:owner: keys starting with aws: are reserved by AWS"),
         ({"AWS:x": "v"}, "reserved by AWS"),
         ({"mib-prereqs:set": "v"}, "keys starting with mib-prereqs: are reserved by this service"),
