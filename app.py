@@ -5,6 +5,9 @@ Routes only parse, call the core (chalicelib.service) and render.
 
 from __future__ import annotations
 
+# boto3 before everything else: `make bench` measures a cold start ~40 ms shorter with this order
+# (urllib3, under boto3, imports that much slower after Chalice and Powertools; cause not found).
+import boto3  # noqa: F401
 from chalice import Chalice, IAMAuthorizer, Response
 
 from chalicelib import custom_resource as cfn
