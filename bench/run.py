@@ -105,7 +105,6 @@ def _converge(name: str = "bench") -> None:
 
 def calls_and_latency(quick: bool) -> list[Row]:
     rollout_sim.offline_env()
-    delay = LATENCY
     runs = 1 if quick else 5
     with mock_aws():
         aws.reset_caches()
@@ -120,12 +119,12 @@ def calls_and_latency(quick: bool) -> list[Row]:
         noop_reads, noop_writes = calls.reads, calls.writes
         detach()
 
-        rounds, walls, bare = [], [], []
+        rounds, walls, unloaded = [], [], []
         for i in range(runs):
             started = time.monotonic()
-            _converge(f"bare{i}")
-            bare.append(time.monotonic() - started)
-            slow = Calls(delay)
+            _converge(f"unloaded{i}")
+            unloaded.append(time.monotonic() - started)
+            slow = Calls(LATENCY)
             detach = slow.attach(aws.iam_client())
             started = time.monotonic()
             _converge(f"lat{i}")
@@ -133,7 +132,7 @@ def calls_and_latency(quick: bool) -> list[Row]:
             detach()
             rounds.append(slow.critical_path())
             sequential = len(slow.names)
-    depth, wall, cpu = statistics.median(rounds), statistics.median(walls), statistics.median(bare)
+    depth, wall, cpu = statistics.median(rounds), statistics.median(walls), statistics.median(unloaded)
     return [
         Row("IAM writes, fresh set", str(writes), "6", "6 (the seed's API steps)", f"{writes / 6:.2f}", writes == 6),
         Row("IAM writes, converged set", str(noop_writes), "0", "0", "-", noop_writes == 0),

@@ -141,12 +141,6 @@ def read_path(
     return _complete(gw, settings, target, spec.name, roles, profiles, spec.attachments, known=known)
 
 
-def read_for_spec(gw: IamGateway, spec: Spec, target: Target, settings: Settings) -> ActualState:
-    """State for converging to ``spec``: the names the spec asks for, and the set's path unless settled."""
-    actual, settled = read_named(gw, spec, target, settings)
-    return actual if settled else read_path(gw, spec, target, settings, actual)
-
-
 def read_set(
     gw: IamGateway,
     set_name: str,

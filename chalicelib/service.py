@@ -14,7 +14,7 @@ from typing import Any
 
 from chalicelib import aws
 from chalicelib.config import Settings
-from chalicelib.errors import Conflict, InvalidSpec, SetNotFound
+from chalicelib.errors import InvalidSpec, PrereqError, SetNotFound
 from chalicelib.iam import Deadline, IamGateway
 from chalicelib.log import logger
 from chalicelib.plan import Change, Phase, Plan, plan_converge, plan_delete, preconditions, release_claim, set_resources
@@ -123,7 +123,7 @@ class Service:
         if actual is not named:  # the set has more: a rename, or someone else's set under other names
             try:
                 preconditions(spec, target, self.settings, actual)
-            except Conflict:
+            except PrereqError:
                 _execute(gw, release_claim(claim), target.account_id)
                 raise
             plan = plan_converge(spec, target, self.settings, actual, keep_obsolete=keep_obsolete)
