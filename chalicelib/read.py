@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import TypeVar
 
 from chalicelib import records
@@ -20,15 +21,18 @@ T = TypeVar("T")
 PARALLEL_READS = 4
 
 
+def _parallel(reads: list[Callable[[], T]]) -> list[T]:
+    """Independent reads at once (a few at a time); their results in order."""
+    if len(reads) <= 1:
+        return [read() for read in reads]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(reads))) as pool:
+        return list(pool.map(lambda read: read(), reads))
+
+
 def _each(fn: Callable[[str], T | None], names: Iterable[str]) -> list[T]:
     """``fn`` over distinct names (IAM names ignore case), in parallel; the ones that exist."""
     distinct = list({n.lower(): n for n in names}.values())
-    if len(distinct) <= 1:
-        found = [fn(n) for n in distinct]
-    else:
-        with ThreadPoolExecutor(max_workers=min(PARALLEL_READS, len(distinct))) as pool:
-            found = list(pool.map(fn, distinct))
-    return [f for f in found if f is not None]
+    return [f for f in _parallel([partial(fn, n) for n in distinct]) if f is not None]
 
 
 def _roles(gw: IamGateway, names: Iterable[str], known: dict[str, RoleState] | None = None) -> dict[str, RoleState]:
@@ -76,14 +80,16 @@ def _complete(
         if role.tags.get(records.SET_TAG) == set_name:
             recorded |= records.recorded_attachments(role.tags)
     known = known or ActualState()
-    principals = {
-        key: known.principals.get(key) or gw.principal(*key)
-        for key in sorted({(a.principal_type, a.principal_name) for a in desired | recorded})
-    }
+    keys = {(a.principal_type, a.principal_name) for a in desired | recorded}
+    unread = sorted(keys - set(known.principals))
     policies = {managed_policy_arn(target.partition, a.policy) for a in desired} if check_policies else set()
-    existing = known.existing_policies | {
-        arn for arn in sorted(policies - known.existing_policies) if gw.policy_exists(arn)
-    }
+    unchecked = sorted(policies - known.existing_policies)
+    found = _parallel(  # principals and policies together: each is independent of the others
+        [partial(gw.principal, *key) for key in unread] + [partial(gw.policy_exists, arn) for arn in unchecked]
+    )
+    principals = {key: known.principals[key] for key in keys if key in known.principals}
+    principals.update(zip(unread, found[: len(unread)], strict=True))
+    existing = known.existing_policies | {arn for arn, ok in zip(unchecked, found[len(unread) :], strict=True) if ok}
     elsewhere = _declared_elsewhere(gw, settings, set_name) if recorded - desired else frozenset()
     return ActualState(roles, profiles, principals, existing, elsewhere)
 

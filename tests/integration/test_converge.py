@@ -498,3 +498,20 @@ def test_fresh_create_reads_nothing_of_other_sets(service: Service, iam_calls: C
     reads = ["GetRole", "GetRole", "GetInstanceProfile", "ListRoles", "ListInstanceProfiles"]
     assert sorted(iam_calls.reads) == sorted(reads)
     assert len(iam_calls.writes) == 6
+
+
+def test_attachment_facts_are_read_together(service: Service, builders: Any) -> None:
+    """A user, a group and two managed policies: four independent reads, all in flight at once."""
+    meet = threading.Barrier(4, timeout=10)
+
+    def hold(model: Any, **_: Any) -> None:
+        if model.name in ("GetUser", "GetGroup", "GetPolicy"):
+            meet.wait()  # a read made after another answered never meets the other three
+
+    body = {"attachments": [attach(), attach("AWSMarketplaceRead-only", "group", "viewers")]}
+    remove = install(aws.iam_client(), "before-call.iam", hold)
+    try:
+        service.converge(spec(body))
+    finally:
+        remove()
+    assert service.show("demo").plan.changes == ()
