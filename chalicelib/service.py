@@ -124,7 +124,7 @@ class Service:
             try:
                 preconditions(spec, target, self.settings, actual)
             except PrereqError:
-                _execute(gw, release_claim(claim), target.account_id)
+                _release(gw, claim, target.account_id)
                 raise
             plan = plan_converge(spec, target, self.settings, actual, keep_obsolete=keep_obsolete)
         apply(gw, [c for c in plan.changes if c.phase is not Phase.LOCK], target.account_id)
@@ -199,6 +199,17 @@ def _entity(change: Change) -> str:
 def _execute(gw: IamGateway, change: Change, account_id: str) -> None:
     gw.execute(change)
     logger.info("applied", extra={"account": account_id, "action": change.action, "resource": change.resource})
+
+
+def _release(gw: IamGateway, claim: Change, account_id: str) -> None:
+    """Delete a claimed role; should that fail, say so and let the request's own error stand."""
+    try:
+        _execute(gw, release_claim(claim), account_id)
+    except Exception as err:
+        logger.error(
+            "claimed role left behind: delete it by hand",
+            extra={"account": account_id, "resource": claim.resource, "error": type(err).__name__},
+        )
 
 
 def apply(gw: IamGateway, changes: Iterable[Change], account_id: str) -> None:

@@ -515,3 +515,33 @@ def test_attachment_facts_are_read_together(service: Service, builders: Any) -> 
     finally:
         remove()
     assert service.show("demo").plan.changes == ()
+
+
+def test_claim_that_cannot_be_released_is_logged_and_the_conflict_stands(
+    service: Service, moto_iam: Any, captured_logs: Any
+) -> None:
+    service.converge(spec({"instance_role_name": "demo-TheirInstance"}, owner="them"))
+    moto_iam.delete_role_policy(RoleName=AUTOMATION, PolicyName="AutomationRolePermissionsPolicy")
+    moto_iam.delete_role(RoleName=AUTOMATION)  # none of the default names is left: the claim is sent
+    remove = install(aws.iam_client(), "before-call.iam", FailCalls("DeleteRole", "ServiceFailure", 9, 500))
+    try:
+        with pytest.raises(Conflict, match="owned by 'them'"):
+            service.converge(spec())
+    finally:
+        remove()
+    logged = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    left = [e for e in logged if e["message"] == "claimed role left behind: delete it by hand"]
+    assert [e["resource"] for e in left] == [f"role/{INSTANCE}"]
+    assert moto_iam.get_role(RoleName=INSTANCE)["Role"]["Tags"]  # still there, as the log says
+
+
+def test_search_failing_after_the_claim_is_finished_by_the_next_run(service: Service, moto_iam: Any) -> None:
+    remove = install(aws.iam_client(), "before-call.iam", FailCalls("ListRoles", "Throttling"))
+    try:
+        with pytest.raises(Throttled):
+            service.converge(spec())
+    finally:
+        remove()
+    assert moto_iam.get_role(RoleName=INSTANCE)  # the claim went out alongside the failed search
+    assert service.converge(spec()).plan.changes  # the next run finishes it ...
+    assert service.show("demo").plan.changes == ()  # ... whole
