@@ -28,7 +28,7 @@ def precompile(package: str) -> int:
         env = {**os.environ, "PYTHONPATH": tree, "PYTHONDONTWRITEBYTECODE": "1"}
         env.setdefault("AWS_DEFAULT_REGION", "us-east-1")
         loaded = subprocess.run(
-            [sys.executable, "-c", LISTED], cwd=tree, env=env, check=True, capture_output=True, text=True
+            [sys.executable, "-c", LISTED], cwd=tree, env=env, check=True, stdout=subprocess.PIPE, text=True
         ).stdout.split()
         sources = sorted(f for f in loaded if f.startswith(tree + os.sep) and f.endswith(".py"))
         with zipfile.ZipFile(package, "a", zipfile.ZIP_DEFLATED) as out:

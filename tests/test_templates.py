@@ -266,3 +266,17 @@ def test_package_holds_bytecode_for_every_module_a_cold_start_imports(packaged: 
     compiled = [line for line in from_package if line.startswith("# code object from") and ".pyc" not in line]
     assert not compiled, compiled
     assert len(loaded) >= 60
+
+
+def test_precompile_fails_loudly_and_leaves_the_zip_as_it_was(tmp_path: Path) -> None:
+    """A package whose app cannot be imported is refused by `make package`, and its zip is not touched."""
+    package = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(package, "w") as zf:
+        zf.writestr("app.py", "import no_such_module_anywhere\n")
+    before = package.read_bytes()
+    run = subprocess.run(
+        [sys.executable, str(ROOT / ".chalice" / "precompile.py"), str(package)], capture_output=True, text=True
+    )
+    assert run.returncode != 0
+    assert "no_such_module_anywhere" in run.stderr
+    assert package.read_bytes() == before
